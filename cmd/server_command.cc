@@ -1,12 +1,169 @@
-#include <CLI/CLI.hpp>
+// `kelpie server`: the control plane (API server) on this machine.
+#include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
 #include "cmd/commands.h"
+#include "common/config.h"
+#include "common/files.h"
+#include "common/log.h"
+#include "common/net/ip_cidr.h"
+#include "common/signals.h"
+#include "orchestrator/apiserver/api_server.h"
+#include "orchestrator/client/kubeconfig.h"
+#include "orchestrator/pki/cluster_pki.h"
 
 namespace kelpie::cmd {
+namespace {
+
+struct ServerFlags {
+  std::string data_dir = "/var/lib/kelpie";
+  std::string bind_address = "0.0.0.0";
+  uint16_t secure_port = 6443;
+  std::string advertise_address = "127.0.0.1";
+  std::vector<std::string> tls_sans;
+  std::string service_cidr = "10.43.0.0/16";
+  std::string write_kubeconfig;  // default: <data-dir>/kubeconfig.yaml
+  std::string write_kubeconfig_mode = "0600";
+  std::string log_format = "text";
+  std::string log_level = "info";
+  int shutdown_grace_seconds = 15;
+};
+
+int RunServer(const ServerFlags& f) {
+  log::Options lo;
+  lo.level = f.log_level;
+  absl::Status s = log::ParseFormat(f.log_format, &lo.format);
+  if (s.ok()) s = log::Init(lo);
+  if (!s.ok()) {
+    std::cerr << "kelpie server: " << s.message() << "\n";
+    return 2;
+  }
+  auto service_cidr = net::Ipv4Cidr::Parse(f.service_cidr);
+  if (!service_cidr.ok()) {
+    spdlog::error("--service-cidr: {}", service_cidr.status().message());
+    return 2;
+  }
+  unsigned long mode = 0;
+  try {
+    mode = std::stoul(f.write_kubeconfig_mode, nullptr, 8);
+  } catch (...) {
+    mode = 010000;
+  }
+  if (mode > 0777) {
+    spdlog::error("--write-kubeconfig-mode: \"{}\" is not an octal file mode such as 0600",
+                  f.write_kubeconfig_mode);
+    return 2;
+  }
+
+  // Signals are blocked before any thread starts so that only the main
+  // thread receives them.
+  BlockTerminationSignals();
+
+  absl::Status dir = MakeDirectories(f.data_dir, 0700);
+  if (!dir.ok()) {
+    spdlog::error("{}", dir.message());
+    return 1;
+  }
+  pki::ClusterPkiOptions po;
+  po.directory = f.data_dir + "/pki";
+  po.extra_sans = f.tls_sans;
+  po.extra_sans.push_back(f.advertise_address);
+  po.first_service_ip = *service_cidr->AddressAt(1);
+  auto cluster_pki = pki::EnsureClusterPki(po);
+  if (!cluster_pki.ok()) {
+    spdlog::error("cluster certificates: {}", cluster_pki.status().message());
+    return 1;
+  }
+  if (cluster_pki->created_ca) spdlog::info("created cluster CA in {}", po.directory);
+  if (cluster_pki->reissued_serving) spdlog::info("issued API server certificate");
+
+  apiserver::ApiServerOptions ao;
+  ao.bind_address = f.bind_address;
+  ao.secure_port = f.secure_port;
+  ao.tls.certificate_file = cluster_pki->serving_certificate_file;
+  ao.tls.private_key_file = cluster_pki->serving_key_file;
+  ao.tls.client_ca_file = cluster_pki->ca_certificate_file;
+  apiserver::ApiServer api(ao);
+  if (absl::Status st = api.Start(); !st.ok()) {
+    spdlog::error("API server: {}", st.message());
+    return 1;
+  }
+
+  std::string kubeconfig_path =
+      f.write_kubeconfig.empty() ? f.data_dir + "/kubeconfig.yaml" : f.write_kubeconfig;
+  client::KubeconfigContents kc;
+  kc.server = absl::StrCat("https://", f.advertise_address.find(':') != std::string::npos
+                                           ? absl::StrCat("[", f.advertise_address, "]")
+                                           : f.advertise_address,
+                           ":", api.port());
+  kc.ca_certificate_pem = cluster_pki->ca.certificate_pem;
+  kc.client_certificate_pem = cluster_pki->admin.certificate_pem;
+  kc.client_key_pem = cluster_pki->admin.private_key_pem;
+  if (absl::Status st = client::WriteKubeconfig(kubeconfig_path, kc, static_cast<mode_t>(mode));
+      !st.ok()) {
+    spdlog::error("writing kubeconfig: {}", st.message());
+    api.Shutdown(std::chrono::milliseconds(0));
+    return 1;
+  }
+  spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
+  spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
+               kubeconfig_path);
+
+  int sig = WaitForTerminationSignal();
+  spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+               f.shutdown_grace_seconds);
+  api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
 
 CommandRunner RegisterServerCommand(CLI::App& root) {
-  root.add_subcommand("server", "TODO");
-  return [] { return 1; };
+  CLI::App* app = root.add_subcommand(
+      "server", "Run the control plane on this machine: the Kubernetes API over TLS. On first "
+                "start it creates the cluster CA and certificates under --data-dir and writes an "
+                "admin kubeconfig.");
+  auto f = std::make_shared<ServerFlags>();
+  AddYamlConfigOption(*app);
+  app->add_option("--data-dir", f->data_dir,
+                  "Folder for the cluster's state and certificates (created with mode 0700)")
+      ->capture_default_str();
+  app->add_option("--bind-address", f->bind_address,
+                  "Address the API server listens on (0.0.0.0 for every interface)")
+      ->capture_default_str();
+  app->add_option("--secure-port", f->secure_port,
+                  "HTTPS port of the API server (0 picks a free port)")
+      ->capture_default_str();
+  app->add_option("--advertise-address", f->advertise_address,
+                  "Address clients use to reach the API server: written into the kubeconfig and "
+                  "added to the serving certificate")
+      ->capture_default_str();
+  app->add_option("--tls-san", f->tls_sans,
+                  "Extra host name or IP address for the serving certificate (repeatable)");
+  app->add_option("--service-cidr", f->service_cidr,
+                  "IPv4 range for Service cluster IPs; its first address is the `kubernetes` "
+                  "Service and goes into the serving certificate")
+      ->capture_default_str();
+  app->add_option("--write-kubeconfig", f->write_kubeconfig,
+                  "Where to write the admin kubeconfig (default <data-dir>/kubeconfig.yaml)");
+  app->add_option("--write-kubeconfig-mode", f->write_kubeconfig_mode,
+                  "File mode of the written kubeconfig, in octal")
+      ->capture_default_str();
+  app->add_option("--shutdown-grace-seconds", f->shutdown_grace_seconds,
+                  "On SIGTERM/SIGINT, how long in-flight requests may take to finish")
+      ->capture_default_str();
+  app->add_option("--log-format", f->log_format, "Log format: text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app->add_option("--log-level", f->log_level,
+                  "Log level: trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+  return [f] { return RunServer(*f); };
 }
 
 }  // namespace kelpie::cmd

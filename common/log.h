@@ -1,9 +1,23 @@
 // Process-wide logging on spdlog: human text or one JSON object per line.
+// Include this header (not spdlog directly) to log.
 #pragma once
+
+#include <spdlog/spdlog.h>
 
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+// absl::string_view is its own type in Debian's Abseil (not std::string_view),
+// so teach fmt to print it; Status::message() returns one.
+template <>
+struct fmt::formatter<absl::string_view> : fmt::formatter<fmt::string_view> {
+  template <typename FormatContext>
+  auto format(absl::string_view s, FormatContext& ctx) const {
+    return fmt::formatter<fmt::string_view>::format(fmt::string_view(s.data(), s.size()), ctx);
+  }
+};
 
 namespace kelpie::log {
 

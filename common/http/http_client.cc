@@ -1,0 +1,240 @@
+#include "common/http/http_client.h"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <mutex>
+#include <optional>
+
+#include "absl/strings/match.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace kelpie::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+struct Endpoint {
+  std::string host;
+  std::string port;
+};
+
+absl::StatusOr<Endpoint> ParseServer(const std::string& server) {
+  absl::string_view s = server;
+  if (!absl::ConsumePrefix(&s, "https://")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("server address \"", server, "\" must start with https://"));
+  }
+  while (!s.empty() && s.back() == '/') s.remove_suffix(1);
+  Endpoint ep;
+  if (!s.empty() && s.front() == '[') {  // [v6]:port
+    size_t close = s.find(']');
+    if (close == absl::string_view::npos) return absl::InvalidArgumentError("bad IPv6 address");
+    ep.host = std::string(s.substr(1, close - 1));
+    s.remove_prefix(close + 1);
+    ep.port = absl::ConsumePrefix(&s, ":") ? std::string(s) : "443";
+  } else {
+    size_t colon = s.rfind(':');
+    ep.host = std::string(s.substr(0, colon));
+    ep.port = colon == absl::string_view::npos ? "443" : std::string(s.substr(colon + 1));
+  }
+  int port;
+  if (ep.host.empty() || !absl::SimpleAtoi(ep.port, &port) || port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid server address \"", server, "\""));
+  }
+  return ep;
+}
+
+using Stream = ssl::stream<beast::tcp_stream>;
+
+class HttpClientImpl final : public HttpClient {
+ public:
+  HttpClientImpl(HttpClientOptions options, Endpoint ep)
+      : options_(std::move(options)), endpoint_(std::move(ep)), ctx_(ssl::context::tls_client) {}
+
+  absl::Status Init() { return ConfigureClientTls(ctx_.native_handle(), options_.tls); }
+
+  absl::StatusOr<HttpResponse> Do(const ClientRequest& request) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    // One retry on a fresh connection when a kept-alive one was closed by
+    // the server in the meantime.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      bool reused = conn_.has_value();
+      if (!conn_) {
+        auto c = Connect();
+        if (!c.ok()) return c.status();
+        conn_.emplace(std::move(*c));
+      }
+      auto result = RoundTrip(*conn_->stream, request, nullptr);
+      if (result.ok()) {
+        if (!result->keep_alive) conn_.reset();
+        return std::move(result->response);
+      }
+      conn_.reset();
+      if (!reused) return result.status();
+    }
+    return absl::UnavailableError("connection closed");
+  }
+
+  absl::StatusOr<HttpResponse> Stream(
+      const ClientRequest& request, const std::function<bool(std::string_view)>& on_data) override {
+    KELPIE_ASSIGN_OR_RETURN(auto conn, Connect());
+    KELPIE_ASSIGN_OR_RETURN(auto result, RoundTrip(*conn.stream, request, &on_data));
+    return std::move(result.response);
+  }
+
+ private:
+  struct Connection {
+    std::unique_ptr<asio::io_context> ioc;
+    std::unique_ptr<::kelpie::http::Stream> stream;
+  };
+  struct RoundTripResult {
+    HttpResponse response;
+    bool keep_alive;
+  };
+
+  absl::StatusOr<Connection> Connect() {
+    Connection c;
+    c.ioc = std::make_unique<asio::io_context>();
+    c.stream = std::make_unique<::kelpie::http::Stream>(*c.ioc, ctx_);
+    tcp::resolver resolver(*c.ioc);
+    beast::error_code ec;
+    auto results = resolver.resolve(endpoint_.host, endpoint_.port, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot resolve ", endpoint_.host, ": ", ec.message()));
+    }
+    auto& tcp_stream = beast::get_lowest_layer(*c.stream);
+    tcp_stream.expires_after(options_.connect_timeout);
+    tcp_stream.async_connect(results, [&](beast::error_code e, const tcp::endpoint&) { ec = e; });
+    c.ioc->run();
+    c.ioc->restart();
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot connect to ", options_.server, ": ", ec.message()));
+    }
+    std::string sni = options_.tls.server_name.empty() ? endpoint_.host : options_.tls.server_name;
+    SSL* ssl = c.stream->native_handle();
+    beast::error_code addr_ec;
+    asio::ip::make_address(sni, addr_ec);
+    if (addr_ec) SSL_set_tlsext_host_name(ssl, sni.c_str());  // SNI for names only
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    if (!addr_ec) {
+      X509_VERIFY_PARAM_set1_ip_asc(param, sni.c_str());
+    } else {
+      X509_VERIFY_PARAM_set1_host(param, sni.c_str(), 0);
+    }
+    c.stream->async_handshake(ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+    c.ioc->run();
+    c.ioc->restart();
+    if (ec) {
+      return absl::UnavailableError(absl::StrCat("TLS handshake with ", options_.server,
+                                                 " failed: ", ec.message()));
+    }
+    return c;
+  }
+
+  absl::StatusOr<RoundTripResult> RoundTrip(
+      ::kelpie::http::Stream& stream, const ClientRequest& request,
+      const std::function<bool(std::string_view)>* on_data) {
+    auto& ioc = static_cast<asio::io_context&>(stream.get_executor().context());
+    bhttp::request<bhttp::string_body> req;
+    req.method_string(request.method);
+    req.target(request.target);
+    req.version(11);
+    req.set(bhttp::field::host, endpoint_.host);
+    req.set(bhttp::field::user_agent, "kelpie");
+    if (!options_.bearer_token.empty()) {
+      req.set(bhttp::field::authorization, "Bearer " + options_.bearer_token);
+    }
+    for (const auto& [k, v] : request.headers) req.set(k, v);
+    req.body() = request.body;
+    req.prepare_payload();
+
+    beast::error_code ec;
+    auto& tcp_stream = beast::get_lowest_layer(stream);
+    tcp_stream.expires_after(options_.request_timeout);
+    bhttp::async_write(stream, req, [&](beast::error_code e, size_t) { ec = e; });
+    ioc.run();
+    ioc.restart();
+    if (ec) return TransportError("send request", ec);
+
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    if (on_data == nullptr) {
+      bhttp::async_read(stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+      ioc.run();
+      ioc.restart();
+      if (ec) return TransportError("read response", ec);
+    } else {
+      tcp_stream.expires_never();
+      bhttp::async_read_header(stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+      ioc.run();
+      ioc.restart();
+      if (ec) return TransportError("read response header", ec);
+      // Hand each arriving body piece over and clear it, so a long stream
+      // does not accumulate.
+      while (!parser.is_done()) {
+        bhttp::async_read_some(stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+        ioc.run();
+        ioc.restart();
+        std::string& body = parser.get().body();
+        if (!body.empty()) {
+          bool more = (*on_data)(body);
+          body.clear();
+          if (!more) break;
+        }
+        if (ec == bhttp::error::end_of_stream || ec == asio::error::eof) break;
+        if (ec) return TransportError("read response body", ec);
+      }
+    }
+    RoundTripResult result;
+    auto& msg = parser.get();
+    result.response.status = static_cast<int>(msg.result_int());
+    for (const auto& field : msg) {
+      result.response.headers.emplace_back(std::string(field.name_string()),
+                                           std::string(field.value()));
+    }
+    if (on_data == nullptr) result.response.body = std::move(msg.body());
+    result.keep_alive = msg.keep_alive();
+    return result;
+  }
+
+  absl::Status TransportError(std::string_view what, const beast::error_code& ec) {
+    if (ec == beast::error::timeout) {
+      return absl::DeadlineExceededError(
+          absl::StrCat(std::string(what), " to ", options_.server, ": timed out"));
+    }
+    return absl::UnavailableError(
+        absl::StrCat(std::string(what), " to ", options_.server, ": ", ec.message()));
+  }
+
+  HttpClientOptions options_;
+  Endpoint endpoint_;
+  ssl::context ctx_;
+  std::mutex mu_;
+  std::optional<Connection> conn_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(HttpClientOptions options) {
+  KELPIE_ASSIGN_OR_RETURN(Endpoint ep, ParseServer(options.server));
+  auto client = std::make_unique<HttpClientImpl>(std::move(options), std::move(ep));
+  KELPIE_RETURN_IF_ERROR(client->Init());
+  return std::unique_ptr<HttpClient>(std::move(client));
+}
+
+}  // namespace kelpie::http
