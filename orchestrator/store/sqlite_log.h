@@ -1,0 +1,75 @@
+// The embedded store's durable log: one SQLite database in WAL mode holding
+// every retained key revision, the leases and the compaction point. Only the
+// store's writer thread uses it; each WriteBatch is one SQLite transaction
+// (group commit) that is on stable storage when WriteBatch returns.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "orchestrator/store/mvcc_index.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace kelpie::store {
+
+struct StoredLease {
+  int64_t id = 0;
+  int64_t ttl_seconds = 0;
+};
+
+// Everything one group commit writes.
+struct LogBatch {
+  std::vector<LoggedWrite> writes;
+  std::vector<DroppedRevision> dropped;  // compacted away
+  std::vector<StoredLease> granted_leases;
+  std::vector<int64_t> revoked_leases;
+  int64_t compacted_revision = 0;  // > 0: new compaction point
+};
+
+class SqliteLog {
+ public:
+  // Opens (creating if needed) the database at `path` and verifies it
+  // (PRAGMA quick_check): a damaged or truncated file is an error naming it.
+  static absl::StatusOr<std::unique_ptr<SqliteLog>> Open(const std::string& path);
+  ~SqliteLog();
+  SqliteLog(const SqliteLog&) = delete;
+  SqliteLog& operator=(const SqliteLog&) = delete;
+
+  // Streams every stored revision in revision order.
+  absl::Status Load(const std::function<void(LoggedWrite)>& row,
+                    std::vector<StoredLease>* leases, int64_t* compacted_revision,
+                    int64_t* max_revision);
+
+  // Commits the batch durably (synchronous=FULL: the WAL is fsynced before
+  // COMMIT returns).
+  absl::Status WriteBatch(const LogBatch& batch);
+
+  // Moves the WAL into the database file and truncates it, then returns
+  // freed pages to the file system; called after compaction passes.
+  absl::Status Checkpoint();
+
+  const std::string& path() const { return path_; }
+
+ private:
+  SqliteLog(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  absl::Status Exec(const char* sql);
+  absl::Status Error(const std::string& what) const;
+  absl::Status Prepare();
+
+  sqlite3* db_ = nullptr;
+  std::string path_;
+  sqlite3_stmt* insert_write_ = nullptr;
+  sqlite3_stmt* delete_write_ = nullptr;
+  sqlite3_stmt* insert_lease_ = nullptr;
+  sqlite3_stmt* delete_lease_ = nullptr;
+  sqlite3_stmt* set_meta_ = nullptr;
+};
+
+}  // namespace kelpie::store
