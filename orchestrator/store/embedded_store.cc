@@ -338,11 +338,7 @@ void EmbeddedStore::WriterLoop() {
       bool done = false;
       log.dropped = index_->CompactChunk(&compaction_cursor_, options_.compaction_keys_per_step,
                                          &done);
-      if (done) {
-        compaction_finished = true;
-        std::lock_guard lock(compaction_flag_mu_);
-        compacting_ = false;
-      }
+      compaction_finished = done;
     }
 
     absl::Status commit = log_->WriteBatch(log);
@@ -361,9 +357,15 @@ void EmbeddedStore::WriterLoop() {
       }
     }
     for (auto& complete : completions) complete(commit);
-    if (compaction_finished && commit.ok()) {
-      absl::Status checkpoint = log_->Checkpoint();
-      if (!checkpoint.ok()) spdlog::warn("store: checkpoint: {}", checkpoint.message());
+    if (compaction_finished) {
+      if (commit.ok()) {
+        // The pass freed pages: fold the WAL into the database, truncate it
+        // and give the free pages back, so the files track the live data.
+        absl::Status checkpoint = log_->Checkpoint();
+        if (!checkpoint.ok()) spdlog::warn("store: checkpoint: {}", checkpoint.message());
+      }
+      std::lock_guard lock(compaction_flag_mu_);
+      compacting_ = false;
     }
   }
 }

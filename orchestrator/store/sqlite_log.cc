@@ -257,8 +257,8 @@ absl::Status SqliteLog::WriteBatch(const LogBatch& batch) {
 }
 
 absl::Status SqliteLog::Checkpoint() {
-  KELPIE_RETURN_IF_ERROR(Exec("PRAGMA wal_checkpoint(TRUNCATE)"));
-  return Exec("PRAGMA incremental_vacuum");
+  KELPIE_RETURN_IF_ERROR(Exec("PRAGMA incremental_vacuum"));
+  return Exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 
 }  // namespace kelpie::store

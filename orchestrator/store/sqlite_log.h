@@ -51,8 +51,8 @@ class SqliteLog {
   // COMMIT returns).
   absl::Status WriteBatch(const LogBatch& batch);
 
-  // Moves the WAL into the database file and truncates it, then returns
-  // freed pages to the file system; called after compaction passes.
+  // Returns freed pages to the file system, moves the WAL into the database
+  // file and truncates the WAL; called after each compaction pass.
   absl::Status Checkpoint();
 
   const std::string& path() const { return path_; }

@@ -215,7 +215,7 @@ void WatchHub::DeliveryLoop() {
     w->callback_thread = std::thread::id();
     w->last_sent = std::chrono::steady_clock::now();
     w->idle.notify_all();
-    if (!w->closed && !w->queue.empty()) {
+    if (!w->closed && (!w->queue.empty() || w->close_status)) {
       Schedule(w);  // stays scheduled
     } else {
       w->scheduled = false;
