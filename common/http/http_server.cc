@@ -71,8 +71,8 @@ class Session;
 class SessionResponder final : public HttpResponder,
                                public std::enable_shared_from_this<SessionResponder> {
  public:
-  SessionResponder(std::weak_ptr<Session> session, asio::any_io_executor executor)
-      : session_(std::move(session)), executor_(std::move(executor)) {}
+  SessionResponder(std::shared_ptr<Session> session, asio::any_io_executor executor)
+      : session_(session), keep_alive_session_(std::move(session)), executor_(std::move(executor)) {}
 
   void Respond(HttpResponse response) override;
   void StartStream(int status, HeaderList headers) override;
@@ -86,6 +86,10 @@ class SessionResponder final : public HttpResponder,
 
  private:
   std::weak_ptr<Session> session_;
+  // A request in flight keeps its connection alive until the handler
+  // completes it (or the connection is aborted), even when the handler
+  // answers later from another thread.
+  std::shared_ptr<Session> keep_alive_session_;
   asio::any_io_executor executor_;
   std::mutex mu_;
   bool completed_ = false;
@@ -104,6 +108,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Run();
   void ServerShutdown();  // on the strand
+  void ForceClose() { Close(); }  // on the strand
 
   // Strand-side operations driven by SessionResponder.
   void SendResponse(HttpResponse response);
@@ -190,12 +195,14 @@ class ServerState {
 };
 
 void SessionResponder::Respond(HttpResponse response) {
+  std::shared_ptr<Session> session;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (completed_ || streaming_ || aborted_) return;
     completed_ = true;
+    session = std::move(keep_alive_session_);
   }
-  asio::post(executor_, [s = session_.lock(), r = std::move(response)]() mutable {
+  asio::post(executor_, [s = std::move(session), r = std::move(response)]() mutable {
     if (s) s->SendResponse(std::move(r));
   });
 }
@@ -234,12 +241,14 @@ bool SessionResponder::WriteChunk(std::string data) {
 }
 
 void SessionResponder::EndStream() {
+  std::shared_ptr<Session> session;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!streaming_ || completed_) return;
     completed_ = true;
+    session = std::move(keep_alive_session_);
   }
-  asio::post(executor_, [s = session_.lock()] {
+  asio::post(executor_, [s = std::move(session)] {
     if (s) s->SendStreamEnd();
   });
 }
@@ -256,11 +265,14 @@ void SessionResponder::OnAbort(std::function<void()> callback) {
 }
 
 void SessionResponder::Abort() {
+  // Dropped after the lock is released: it may be the session's last owner.
+  std::shared_ptr<Session> session;
   std::vector<std::function<void()>> callbacks;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (aborted_) return;
     aborted_ = true;
+    session = std::move(keep_alive_session_);
     callbacks.swap(on_abort_);
   }
   for (auto& cb : callbacks) cb();
@@ -368,7 +380,7 @@ void Session::Dispatch() {
   req.peer = peer_;
   req.remote_address = remote_address_;
 
-  responder_ = std::make_shared<SessionResponder>(weak_from_this(), stream_.get_executor());
+  responder_ = std::make_shared<SessionResponder>(shared_from_this(), stream_.get_executor());
   server_->handler_(std::move(req), responder_);
 }
 
@@ -532,21 +544,28 @@ class HttpServerImpl final : public HttpServer {
       beast::error_code ec;
       if (state_->acceptor_) state_->acceptor_->close(ec);
     });
-    std::vector<std::shared_ptr<Session>> live;
-    {
-      std::lock_guard<std::mutex> l(state_->sessions_mu_);
-      for (auto& w : state_->sessions_) {
-        if (auto s = w.lock()) live.push_back(std::move(s));
+    auto for_each_session = [this](auto fn) {
+      std::vector<std::shared_ptr<Session>> live;
+      {
+        std::lock_guard<std::mutex> l(state_->sessions_mu_);
+        for (auto& w : state_->sessions_) {
+          if (auto s = w.lock()) live.push_back(std::move(s));
+        }
       }
-    }
-    for (auto& s : live) {
-      asio::post(s->executor(), [s] { s->ServerShutdown(); });
-    }
-    live.clear();
-    auto deadline = std::chrono::steady_clock::now() + grace;
-    while (state_->open_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+      for (auto& s : live) asio::post(s->executor(), [s, fn] { fn(*s); });
+    };
+    auto wait_for_sessions = [this](std::chrono::milliseconds limit) {
+      auto deadline = std::chrono::steady_clock::now() + limit;
+      while (state_->open_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    };
+    // Idle connections close and streams end now; requests being handled
+    // get the grace period, then their connections are cut.
+    for_each_session([](Session& s) { s.ServerShutdown(); });
+    wait_for_sessions(grace);
+    for_each_session([](Session& s) { s.ForceClose(); });
+    wait_for_sessions(std::chrono::seconds(1));
     state_->ioc_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
