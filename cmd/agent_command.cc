@@ -1,12 +1,117 @@
+// `kelpie agent`: the node side. Today it authenticates to the API server
+// with a kubeconfig and tracks the server's readiness; the kubelet, the
+// eBPF dataplane and the exporters run inside it as they land.
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "cmd/commands.h"
+#include "common/config.h"
+#include "common/http/http_client.h"
+#include "common/log.h"
+#include "common/signals.h"
+#include "orchestrator/client/kubeconfig.h"
 
 namespace kelpie::cmd {
+namespace {
+
+struct AgentFlags {
+  std::string kubeconfig;
+  std::string server;  // overrides the kubeconfig's server
+  int health_interval_seconds = 10;
+  std::string log_format = "text";
+  std::string log_level = "info";
+};
+
+int RunAgent(const AgentFlags& f) {
+  log::Options lo;
+  lo.level = f.log_level;
+  absl::Status s = log::ParseFormat(f.log_format, &lo.format);
+  if (s.ok()) s = log::Init(lo);
+  if (!s.ok()) {
+    std::cerr << "kelpie agent: " << s.message() << "\n";
+    return 2;
+  }
+  auto kc = client::LoadKubeconfig(f.kubeconfig);
+  if (!kc.ok()) {
+    spdlog::error("--kubeconfig: {}", kc.status().message());
+    return 2;
+  }
+  if (!f.server.empty()) kc->server = f.server;
+  auto client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(*kc));
+  if (!client.ok()) {
+    spdlog::error("API client: {}", client.status().message());
+    return 2;
+  }
+  BlockTerminationSignals();
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+  std::thread health([&] {
+    std::optional<bool> last_ready;
+    std::unique_lock<std::mutex> lock(mu);
+    while (!stopping) {
+      lock.unlock();
+      auto r = (*client)->Do({.method = "GET", .target = "/readyz"});
+      bool ready = r.ok() && r->status == 200;
+      if (!last_ready || *last_ready != ready) {
+        if (ready) {
+          spdlog::info("API server {} is ready", kc->server);
+        } else {
+          spdlog::warn("API server {} is not ready: {}", kc->server,
+                       r.ok() ? absl::StrCat("HTTP ", r->status, " ", r->body)
+                              : std::string(r.status().message()));
+        }
+        last_ready = ready;
+      }
+      lock.lock();
+      cv.wait_for(lock, std::chrono::seconds(f.health_interval_seconds), [&] { return stopping; });
+    }
+  });
+  int sig = WaitForTerminationSignal();
+  spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    stopping = true;
+  }
+  cv.notify_all();
+  health.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
 
 CommandRunner RegisterAgentCommand(CLI::App& root) {
-  root.add_subcommand("agent", "TODO");
-  return [] { return 1; };
+  CLI::App* app = root.add_subcommand(
+      "agent", "Run the node agent: authenticates to the API server with a kubeconfig and tracks "
+               "its readiness (the kubelet, eBPF dataplane and exporters join it in later "
+               "releases)");
+  auto f = std::make_shared<AgentFlags>();
+  AddYamlConfigOption(*app);
+  app->add_option("--kubeconfig", f->kubeconfig,
+                  "kubeconfig with the API server's address, its CA and this node's credentials")
+      ->required();
+  app->add_option("--server", f->server,
+                  "API server URL (https://HOST:PORT), overriding the kubeconfig's");
+  app->add_option("--health-interval-seconds", f->health_interval_seconds,
+                  "How often to check the API server's /readyz")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--log-format", f->log_format, "Log format: text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app->add_option("--log-level", f->log_level,
+                  "Log level: trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+  return [f] { return RunAgent(*f); };
 }
 
 }  // namespace kelpie::cmd

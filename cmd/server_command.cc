@@ -10,11 +10,15 @@
 #include "common/config.h"
 #include "common/files.h"
 #include "common/log.h"
+
+#include <fmt/ranges.h>
 #include "common/net/ip_cidr.h"
 #include "common/signals.h"
 #include "orchestrator/apiserver/api_server.h"
 #include "orchestrator/client/kubeconfig.h"
 #include "orchestrator/pki/cluster_pki.h"
+#include "orchestrator/store/store.h"
+#include "orchestrator/store/store_options.h"
 
 namespace kelpie::cmd {
 namespace {
@@ -31,6 +35,7 @@ struct ServerFlags {
   std::string log_format = "text";
   std::string log_level = "info";
   int shutdown_grace_seconds = 15;
+  store::StoreOptions store;
 };
 
 int RunServer(const ServerFlags& f) {
@@ -81,6 +86,20 @@ int RunServer(const ServerFlags& f) {
   if (cluster_pki->created_ca) spdlog::info("created cluster CA in {}", po.directory);
   if (cluster_pki->reissued_serving) spdlog::info("issued API server certificate");
 
+  store::StoreOptions so = f.store;
+  if (so.data_dir.empty()) so.data_dir = f.data_dir + "/store";
+  auto cluster_store = store::OpenStore(so);
+  if (!cluster_store.ok()) {
+    spdlog::error("store: {}", cluster_store.status().message());
+    return 1;
+  }
+  std::shared_ptr<store::Store> state_store = std::move(*cluster_store);
+  if (so.backend == "embedded") {
+    spdlog::info("store: embedded, data in {}", so.data_dir);
+  } else {
+    spdlog::info("store: etcd at {}", fmt::join(so.etcd_endpoints, ","));
+  }
+
   apiserver::ApiServerOptions ao;
   ao.bind_address = f.bind_address;
   ao.secure_port = f.secure_port;
@@ -88,6 +107,7 @@ int RunServer(const ServerFlags& f) {
   ao.tls.private_key_file = cluster_pki->serving_key_file;
   ao.tls.client_ca_file = cluster_pki->ca_certificate_file;
   apiserver::ApiServer api(ao);
+  api.AddReadinessCheck("store", [state_store] { return state_store->CurrentRevision().status(); });
   if (absl::Status st = api.Start(); !st.ok()) {
     spdlog::error("API server: {}", st.message());
     return 1;
@@ -117,6 +137,7 @@ int RunServer(const ServerFlags& f) {
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
+  state_store.reset();  // flushes and closes the store after the last request
   spdlog::info("stopped");
   return 0;
 }
@@ -157,6 +178,7 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   app->add_option("--shutdown-grace-seconds", f->shutdown_grace_seconds,
                   "On SIGTERM/SIGINT, how long in-flight requests may take to finish")
       ->capture_default_str();
+  store::AddStoreFlags(*app, f->store);
   app->add_option("--log-format", f->log_format, "Log format: text or json")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

@@ -124,6 +124,7 @@ TEST_F(KelpieServerTest, HealthEndpointsAnswer) {
   }
   auto verbose = (*client)->Do({.method = "GET", .target = "/readyz?verbose"});
   EXPECT_NE(verbose->body.find("[+]ping ok"), std::string::npos) << verbose->body;
+  EXPECT_NE(verbose->body.find("[+]store ok"), std::string::npos) << verbose->body;
   auto missing = (*client)->Do({.method = "GET", .target = "/no/such/path"});
   EXPECT_EQ(missing->status, 404);
   EXPECT_NE(missing->body.find("\"kind\":\"Status\""), std::string::npos);
