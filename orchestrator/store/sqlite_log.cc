@@ -10,6 +10,13 @@ namespace kelpie::store {
 namespace {
 
 constexpr int kSchemaVersion = 1;
+// WAL pages (4 KiB) after which the background checkpointer runs.
+constexpr int kCheckpointWalPages = 2000;
+// Under sustained writes a passive checkpoint may never catch up with the
+// end of the WAL; past this size the writer checkpoints itself (the
+// background pass already copied most frames, so this is short) and the
+// WAL starts over: its size stays bounded.
+constexpr int kForceCheckpointWalPages = 16000;
 
 // A statement reset on scope exit so it can be reused.
 class StatementReset {
@@ -77,7 +84,6 @@ absl::StatusOr<std::unique_ptr<SqliteLog>> SqliteLog::Open(const std::string& pa
   // The WAL is reused after each checkpoint and truncated back to this size,
   // so it never grows without bound.
   KELPIE_RETURN_IF_ERROR(log->Exec("PRAGMA journal_size_limit=67108864"));
-  KELPIE_RETURN_IF_ERROR(log->Exec("PRAGMA wal_autocheckpoint=4000"));
   KELPIE_RETURN_IF_ERROR(log->Exec("PRAGMA cache_size=-65536"));
 
   if (existed) {
@@ -120,7 +126,58 @@ absl::StatusOr<std::unique_ptr<SqliteLog>> SqliteLog::Open(const std::string& pa
                      ", this kelpie understands version ", kSchemaVersion));
   }
   KELPIE_RETURN_IF_ERROR(log->Prepare());
+  KELPIE_RETURN_IF_ERROR(log->StartCheckpointer());
   return log;
+}
+
+absl::Status SqliteLog::StartCheckpointer() {
+  if (sqlite3_open_v2(path_.c_str(), &checkpoint_db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    return absl::UnavailableError(absl::StrCat("store database ", path_,
+                                               ": cannot open the checkpoint connection: ",
+                                               sqlite3_errmsg(checkpoint_db_)));
+  }
+  sqlite3_busy_timeout(checkpoint_db_, 5000);
+  // The checkpoint fsyncs the WAL before copying and the database after.
+  sqlite3_exec(checkpoint_db_, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+  // Replaces SQLite's in-commit automatic checkpoint on the writer connection.
+  sqlite3_wal_hook(db_, &SqliteLog::OnWalCommit, this);
+  checkpointer_ = std::thread([this] { CheckpointLoop(); });
+  return absl::OkStatus();
+}
+
+int SqliteLog::OnWalCommit(void* self, sqlite3* db, const char*, int wal_pages) {
+  auto* log = static_cast<SqliteLog*>(self);
+  if (wal_pages >= kForceCheckpointWalPages) {
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+    return SQLITE_OK;
+  }
+  if (wal_pages >= kCheckpointWalPages) {
+    std::lock_guard lock(log->checkpoint_mu_);
+    if (!log->checkpoint_wanted_) {
+      log->checkpoint_wanted_ = true;
+      log->checkpoint_cv_.notify_one();
+    }
+  }
+  return SQLITE_OK;
+}
+
+void SqliteLog::CheckpointLoop() {
+  std::unique_lock lock(checkpoint_mu_);
+  for (;;) {
+    checkpoint_cv_.wait(lock, [&] { return checkpoint_wanted_ || checkpoint_stop_; });
+    if (checkpoint_stop_) return;
+    checkpoint_wanted_ = false;
+    lock.unlock();
+    // PASSIVE never blocks the writer; once it has copied every frame the
+    // next commit starts the WAL over from its beginning, so the WAL file
+    // stays near kCheckpointWalPages.
+    int wal_frames = 0;
+    int copied = 0;
+    sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames,
+                              &copied);
+    lock.lock();
+  }
 }
 
 absl::Status SqliteLog::Prepare() {
@@ -144,6 +201,15 @@ absl::Status SqliteLog::Prepare() {
 }
 
 SqliteLog::~SqliteLog() {
+  if (checkpointer_.joinable()) {
+    {
+      std::lock_guard lock(checkpoint_mu_);
+      checkpoint_stop_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    checkpointer_.join();
+  }
+  if (checkpoint_db_) sqlite3_close(checkpoint_db_);
   for (sqlite3_stmt* stmt :
        {insert_write_, delete_write_, insert_lease_, delete_lease_, set_meta_}) {
     if (stmt) sqlite3_finalize(stmt);

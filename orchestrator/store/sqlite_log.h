@@ -4,10 +4,13 @@
 // (group commit) that is on stable storage when WriteBatch returns.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -60,6 +63,9 @@ class SqliteLog {
  private:
   SqliteLog(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   absl::Status Exec(const char* sql);
+  absl::Status StartCheckpointer();
+  void CheckpointLoop();
+  static int OnWalCommit(void* self, sqlite3* db, const char* name, int wal_pages);
   absl::Status Error(const std::string& what) const;
   absl::Status Prepare();
 
@@ -70,6 +76,16 @@ class SqliteLog {
   sqlite3_stmt* insert_lease_ = nullptr;
   sqlite3_stmt* delete_lease_ = nullptr;
   sqlite3_stmt* set_meta_ = nullptr;
+
+  // Checkpoints copy the WAL into the database file on a second connection
+  // and thread, so the writer never waits for them (SQLite's automatic
+  // checkpoint would run inside a commit). Triggered by WAL size.
+  sqlite3* checkpoint_db_ = nullptr;
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool checkpoint_wanted_ = false;
+  bool checkpoint_stop_ = false;
+  std::thread checkpointer_;
 };
 
 }  // namespace kelpie::store
