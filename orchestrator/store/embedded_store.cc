@@ -25,6 +25,8 @@ namespace {
 
 // Bounds one group commit so a burst cannot build a transaction of unbounded size.
 constexpr size_t kMaxRequestsPerCommit = 8192;
+// Bounds the compaction deletes riding along with one group commit.
+constexpr size_t kMaxDroppedRowsPerCommit = 20000;
 
 }  // namespace
 
@@ -337,7 +339,7 @@ void EmbeddedStore::WriterLoop() {
     if (compacting_) {
       bool done = false;
       log.dropped = index_->CompactChunk(&compaction_cursor_, options_.compaction_keys_per_step,
-                                         &done);
+                                         kMaxDroppedRowsPerCommit, &done);
       compaction_finished = done;
     }
 

@@ -189,15 +189,40 @@ class EtcdStoreImpl {
     return result;
   }
 
-  struct TxnCall {
-    TxnRequest original;
-    etcdserverpb::TxnRequest request;
-    etcdserverpb::TxnResponse response;
+  // One asynchronous unary call, re-issued on the next endpoint while
+  // endpoints are unreachable (the request never reached etcd then).
+  template <typename Request, typename Response>
+  struct AsyncCall {
+    Request request;
+    Response response;
     std::unique_ptr<grpc::ClientContext> context;
-    Callback<TxnResult> done;
     size_t endpoint = 0;
     size_t attempts = 0;
+    // Starts the RPC on `e`; gRPC calls `on_done` when it ends.
+    std::function<void(Endpoint& e, AsyncCall* call, std::function<void(grpc::Status)> on_done)>
+        issue;
+    std::function<void(const absl::Status& status, const Response& response)> finish;
   };
+
+  template <typename Request, typename Response>
+  void StartAsync(std::shared_ptr<AsyncCall<Request, Response>> call) {
+    call->context = std::make_unique<grpc::ClientContext>();
+    call->context->set_deadline(std::chrono::system_clock::now() + options_.request_timeout);
+    call->response.Clear();
+    AsyncCall<Request, Response>* raw = call.get();
+    raw->issue(endpoints_[raw->endpoint], raw, [this, call](grpc::Status status) {
+      if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+          ++call->attempts < endpoints_.size()) {
+        call->endpoint = (call->endpoint + 1) % endpoints_.size();
+        current_.store(call->endpoint);
+        StartAsync(call);
+        return;
+      }
+      call->finish(FromGrpc(status, endpoints_[call->endpoint].address), call->response);
+      std::lock_guard lock(mu_);
+      if (--in_flight_ == 0) cv_.notify_all();
+    });
+  }
 
   void TxnAsync(TxnRequest request, Callback<TxnResult> done) {
     absl::Status valid = ValidateTxn(request);
@@ -205,42 +230,55 @@ class EtcdStoreImpl {
       done(valid);
       return;
     }
-    auto call = std::make_shared<TxnCall>();
-    call->request = ToEtcd(request);
-    call->original = std::move(request);
-    call->done = std::move(done);
-    call->endpoint = current_.load();
     {
       std::lock_guard lock(mu_);
       ++in_flight_;
     }
-    StartTxn(std::move(call));
-  }
-
-  void StartTxn(std::shared_ptr<TxnCall> call) {
-    call->context = std::make_unique<grpc::ClientContext>();
-    call->context->set_deadline(std::chrono::system_clock::now() + options_.request_timeout);
-    Endpoint& e = endpoints_[call->endpoint];
-    e.kv->async()->Txn(call->context.get(), &call->request, &call->response,
-                       [this, call](grpc::Status status) {
-                         // A connection failure means the request never reached
-                         // etcd: try the next endpoint.
-                         if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-                             ++call->attempts < endpoints_.size()) {
-                           call->endpoint = (call->endpoint + 1) % endpoints_.size();
-                           current_.store(call->endpoint);
-                           call->response.Clear();
-                           StartTxn(call);
-                           return;
-                         }
-                         if (status.ok()) {
-                           call->done(FromEtcd(call->original, call->response));
-                         } else {
-                           call->done(FromGrpc(status, endpoints_[call->endpoint].address));
-                         }
-                         std::lock_guard lock(mu_);
-                         if (--in_flight_ == 0) cv_.notify_all();
-                       });
+    if (request.compares.empty() && request.success.size() == 1 &&
+        request.success[0].type == Op::Type::kPut) {
+      // An unconditional single put is etcd's cheaper Put call.
+      using Call = AsyncCall<etcdserverpb::PutRequest, etcdserverpb::PutResponse>;
+      auto call = std::make_shared<Call>();
+      const Op& op = request.success[0];
+      call->request.set_key(op.key);
+      call->request.set_value(op.value);
+      call->request.set_lease(op.lease);
+      call->request.set_prev_kv(true);
+      call->endpoint = current_.load();
+      call->issue = [](Endpoint& e, Call* c, std::function<void(grpc::Status)> on_done) {
+        e.kv->async()->Put(c->context.get(), &c->request, &c->response, std::move(on_done));
+      };
+      call->finish = [request = std::move(request), done = std::move(done)](
+                         const absl::Status& status, const etcdserverpb::PutResponse& response) {
+        if (!status.ok()) {
+          done(status);
+          return;
+        }
+        etcdserverpb::TxnResponse as_txn;
+        *as_txn.mutable_header() = response.header();
+        as_txn.set_succeeded(true);
+        *as_txn.add_responses()->mutable_response_put() = response;
+        done(FromEtcd(request, as_txn));
+      };
+      StartAsync(std::move(call));
+      return;
+    }
+    using Call = AsyncCall<etcdserverpb::TxnRequest, etcdserverpb::TxnResponse>;
+    auto call = std::make_shared<Call>();
+    call->request = ToEtcd(request);
+    call->endpoint = current_.load();
+    call->issue = [](Endpoint& e, Call* c, std::function<void(grpc::Status)> on_done) {
+      e.kv->async()->Txn(c->context.get(), &c->request, &c->response, std::move(on_done));
+    };
+    call->finish = [request = std::move(request), done = std::move(done)](
+                       const absl::Status& status, const etcdserverpb::TxnResponse& response) {
+      if (status.ok()) {
+        done(FromEtcd(request, response));
+      } else {
+        done(status);
+      }
+    };
+    StartAsync(std::move(call));
   }
 
   absl::Status Compact(int64_t revision) {

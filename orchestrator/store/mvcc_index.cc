@@ -240,12 +240,13 @@ void MvccIndex::SetCompacted(int64_t revision) {
 }
 
 std::vector<DroppedRevision> MvccIndex::CompactChunk(std::string* cursor, size_t max_keys,
-                                                     bool* done) {
+                                                     size_t max_dropped, bool* done) {
   std::vector<DroppedRevision> dropped;
   std::unique_lock lock(mu_);
   const int64_t at = compacted_;
   auto it = keys_.lower_bound(*cursor);
-  for (size_t visited = 0; it != keys_.end() && visited < max_keys; ++visited) {
+  for (size_t visited = 0;
+       it != keys_.end() && visited < max_keys && dropped.size() < max_dropped; ++visited) {
     History& history = it->second;
     // Keep everything above `at` and the newest version at or below it when
     // it is live: that is what reads at `at` and later still need.

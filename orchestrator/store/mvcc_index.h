@@ -65,11 +65,13 @@ class MvccIndex {
   // --- compaction ---
   // Marks history below `revision` as gone for readers.
   void SetCompacted(int64_t revision);
-  // Drops superseded versions below the compacted revision for at most
-  // `max_keys` keys starting at `*cursor`, holding the write lock only for
-  // that chunk. Returns the dropped (revision, key) pairs; sets `*done` when
-  // the whole key space was visited.
-  std::vector<DroppedRevision> CompactChunk(std::string* cursor, size_t max_keys, bool* done);
+  // Drops superseded versions below the compacted revision, starting at
+  // `*cursor`, for at most `max_keys` keys or until about `max_dropped`
+  // versions were dropped, holding the write lock only for that chunk.
+  // Returns the dropped (revision, key) pairs; sets `*done` when the whole
+  // key space was visited.
+  std::vector<DroppedRevision> CompactChunk(std::string* cursor, size_t max_keys,
+                                            size_t max_dropped, bool* done);
 
   size_t key_count() const;
 

@@ -11,12 +11,12 @@ namespace {
 
 constexpr int kSchemaVersion = 1;
 // WAL pages (4 KiB) after which the background checkpointer runs.
-constexpr int kCheckpointWalPages = 2000;
+constexpr int kCheckpointWalPages = 1000;
 // Under sustained writes a passive checkpoint may never catch up with the
-// end of the WAL; past this size the writer checkpoints itself (the
-// background pass already copied most frames, so this is short) and the
-// WAL starts over: its size stays bounded.
-constexpr int kForceCheckpointWalPages = 16000;
+// end of the WAL; past this size the writer checkpoints itself after its
+// commit (the background pass already copied most frames, so this is
+// short) and truncates the WAL: its size stays bounded.
+constexpr int kForceCheckpointWalPages = 8000;
 
 // A statement reset on scope exit so it can be reused.
 class StatementReset {
@@ -146,12 +146,9 @@ absl::Status SqliteLog::StartCheckpointer() {
   return absl::OkStatus();
 }
 
-int SqliteLog::OnWalCommit(void* self, sqlite3* db, const char*, int wal_pages) {
+int SqliteLog::OnWalCommit(void* self, sqlite3*, const char*, int wal_pages) {
   auto* log = static_cast<SqliteLog*>(self);
-  if (wal_pages >= kForceCheckpointWalPages) {
-    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
-    return SQLITE_OK;
-  }
+  if (wal_pages >= kForceCheckpointWalPages) log->force_checkpoint_ = true;
   if (wal_pages >= kCheckpointWalPages) {
     std::lock_guard lock(log->checkpoint_mu_);
     if (!log->checkpoint_wanted_) {
@@ -172,10 +169,11 @@ void SqliteLog::CheckpointLoop() {
     // PASSIVE never blocks the writer; once it has copied every frame the
     // next commit starts the WAL over from its beginning, so the WAL file
     // stays near kCheckpointWalPages.
-    int wal_frames = 0;
-    int copied = 0;
-    sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames,
-                              &copied);
+    {
+      std::lock_guard exclusive(checkpoint_run_mu_);
+      sqlite3_wal_checkpoint_v2(checkpoint_db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr,
+                                nullptr);
+    }
     lock.lock();
   }
 }
@@ -319,11 +317,21 @@ absl::Status SqliteLog::WriteBatch(const LogBatch& batch) {
   if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return fail("commit failed");
   }
+  if (force_checkpoint_) {
+    force_checkpoint_ = false;
+    std::lock_guard exclusive(checkpoint_run_mu_);
+    if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr) !=
+        SQLITE_OK) {
+      // Not fatal: the commit is durable; the next commit tries again.
+      force_checkpoint_ = true;
+    }
+  }
   return absl::OkStatus();
 }
 
 absl::Status SqliteLog::Checkpoint() {
   KELPIE_RETURN_IF_ERROR(Exec("PRAGMA incremental_vacuum"));
+  std::lock_guard exclusive(checkpoint_run_mu_);
   return Exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
 

@@ -85,6 +85,9 @@ class SqliteLog {
   std::condition_variable checkpoint_cv_;
   bool checkpoint_wanted_ = false;
   bool checkpoint_stop_ = false;
+  // Held while any checkpoint runs: SQLite refuses a second concurrent one.
+  std::mutex checkpoint_run_mu_;
+  bool force_checkpoint_ = false;  // writer thread only
   std::thread checkpointer_;
 };
 

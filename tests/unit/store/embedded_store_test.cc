@@ -183,6 +183,34 @@ TEST_F(EmbeddedStoreTest, DatabaseFileStaysBoundedUnderChurn) {
   EXPECT_EQ(all.count, 50);
 }
 
+TEST_F(EmbeddedStoreTest, WalStaysBoundedUnderSustainedWrites) {
+  auto store = OpenOrDie(Options());
+  ASSERT_NE(store, nullptr);
+  const std::string value(1024, 'w');
+  std::mutex mu;
+  std::condition_variable cv;
+  int pending = 0;
+  int64_t largest_wal = 0;
+  // About 50 MiB of log with no pause for a passive checkpoint to catch up.
+  for (int i = 0; i < 50000; ++i) {
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return pending < 256; });
+      ++pending;
+    }
+    store->PutAsync(absl::StrCat("/sustained/", i), value, 0, [&](absl::StatusOr<WriteResult> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      std::lock_guard lock(mu);
+      --pending;
+      cv.notify_all();
+    });
+    if (i % 500 == 0) largest_wal = std::max(largest_wal, FileSize(DatabasePath() + "-wal"));
+  }
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return pending == 0; });
+  EXPECT_LT(largest_wal, 48 * 1024 * 1024) << "the WAL reached " << largest_wal << " bytes";
+}
+
 class DamagedDatabaseTest : public EmbeddedStoreTest {
  protected:
   void SetUp() override {

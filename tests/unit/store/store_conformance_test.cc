@@ -353,6 +353,47 @@ TEST_P(StoreConformanceTest, WatchDeliversInRevisionOrderAndResumes) {
   EXPECT_EQ(live.WaitForEvents(0, 0ms).size(), 20u);
 }
 
+TEST_P(StoreConformanceTest, WatchFromAPastRevisionDuringWritesHasNoGapOrDuplicate) {
+  std::mutex mu;
+  std::vector<int64_t> written;
+  std::atomic<bool> failed{false};
+  std::thread writer([&] {
+    for (int i = 0; i < 300; ++i) {
+      auto put = store_->Put(Key(absl::StrCat("k", i % 10)), absl::StrCat(i));
+      if (!put.ok()) {
+        failed = true;
+        return;
+      }
+      std::lock_guard lock(mu);
+      written.push_back(put->revision);
+    }
+  });
+  int64_t start = 0;
+  for (;;) {
+    {
+      std::lock_guard lock(mu);
+      if (written.size() >= 100) {
+        start = written[50];
+        break;
+      }
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  EventRecorder recorder;
+  WatchOptions options;
+  options.prefix = prefix_;
+  options.start_revision = start;
+  auto watch = store_->Watch(options, recorder.Consumer());
+  ASSERT_TRUE(watch.ok()) << watch.status();
+  writer.join();
+  ASSERT_FALSE(failed.load());
+  std::vector<int64_t> expected(written.begin() + 50, written.end());
+  std::vector<Event> events = recorder.WaitForEvents(expected.size());
+  std::vector<int64_t> got;
+  for (const Event& e : events) got.push_back(e.kv.mod_revision);
+  EXPECT_EQ(got, expected);
+}
+
 TEST_P(StoreConformanceTest, ProgressNotificationsCarryTheCurrentRevision) {
   auto put = store_->Put(Key("a"), "1");
   ASSERT_TRUE(put.ok());
