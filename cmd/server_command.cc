@@ -14,7 +14,9 @@
 #include <fmt/ranges.h>
 #include "common/net/ip_cidr.h"
 #include "common/signals.h"
+#include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/api_server.h"
+#include "orchestrator/apiserver/resource_api.h"
 #include "orchestrator/client/kubeconfig.h"
 #include "orchestrator/pki/cluster_pki.h"
 #include "orchestrator/store/store.h"
@@ -106,7 +108,12 @@ int RunServer(const ServerFlags& f) {
   ao.tls.certificate_file = cluster_pki->serving_certificate_file;
   ao.tls.private_key_file = cluster_pki->serving_key_file;
   ao.tls.client_ca_file = cluster_pki->ca_certificate_file;
-  apiserver::ApiServer api(ao);
+  apiserver::ResourceApi resources(*state_store, api::ResourceRegistry::Builtin());
+  if (absl::Status st = resources.EnsureDefaultNamespaces(); !st.ok()) {
+    spdlog::error("creating the default namespaces: {}", st.message());
+    return 1;
+  }
+  apiserver::ApiServer api(ao, &resources);
   api.AddReadinessCheck("store", [state_store] { return state_store->CurrentRevision().status(); });
   if (absl::Status st = api.Start(); !st.ok()) {
     spdlog::error("API server: {}", st.message());

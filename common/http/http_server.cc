@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -127,6 +128,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void WriteNext();
   void OnWrite(beast::error_code ec, size_t bytes);
   void WatchForClientClose();
+  void DrainThenClose();
   void Close();
 
   ssl::stream<beast::tcp_stream> stream_;
@@ -150,6 +152,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<PendingWrite> writes_;
   bool writing_ = false;
   char probe_byte_ = 0;
+  bool drain_before_close_ = false;
+  size_t drained_bytes_ = 0;
+  std::array<char, 65536> drain_buffer_;
 };
 
 class ServerState {
@@ -343,6 +348,9 @@ void Session::OnRead(beast::error_code ec, size_t) {
   if (ec == bhttp::error::body_limit) {
     state_ = State::kHandling;
     keep_alive_ = false;
+    // The client may still be sending the body: read and drop it after
+    // answering, so the client gets to read the 413 instead of a reset.
+    drain_before_close_ = true;
     HttpResponse r;
     r.status = 413;
     r.SetHeader("Content-Type", "application/json");
@@ -449,6 +457,7 @@ void Session::OnWrite(beast::error_code ec, size_t) {
   }
   if (done.last_of_response) {
     responder_.reset();
+    if (drain_before_close_) return DrainThenClose();
     if (!keep_alive_ || shutting_down_) return Close();
     return ReadRequest();
   }
@@ -466,6 +475,20 @@ void Session::WatchForClientClose() {
                             } else {
                               self->WatchForClientClose();
                             }
+                          });
+}
+
+void Session::DrainThenClose() {
+  // Bounded in bytes and time: a client that never stops sending is cut off.
+  constexpr size_t kMaxDrainBytes = 32 * 1024 * 1024;
+  if (drained_bytes_ == 0) beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(5));
+  stream_.async_read_some(asio::buffer(drain_buffer_),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            self->drained_bytes_ += n;
+                            if (ec || self->drained_bytes_ > kMaxDrainBytes || self->shutting_down_) {
+                              return self->Close();
+                            }
+                            self->DrainThenClose();
                           });
 }
 

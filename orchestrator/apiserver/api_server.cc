@@ -1,12 +1,16 @@
 #include "orchestrator/apiserver/api_server.h"
 
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "orchestrator/api/api_error.h"
+#include "orchestrator/apiserver/request_info.h"
+#include "orchestrator/apiserver/resource_api.h"
 
 namespace kelpie::apiserver {
 
@@ -55,7 +59,8 @@ std::string VersionJson() {
 
 }  // namespace
 
-ApiServer::ApiServer(ApiServerOptions options) : options_(std::move(options)) {
+ApiServer::ApiServer(ApiServerOptions options, ResourceApi* resources)
+    : options_(std::move(options)), resources_(resources) {
   readiness_checks_.emplace_back("ping", [] { return absl::OkStatus(); });
 }
 
@@ -140,6 +145,35 @@ void ApiServer::Handle(http::HttpRequest&& request, std::shared_ptr<http::HttpRe
                           absl::StrCat(request.method, " is not supported on /version"))));
     }
     return responder->Respond(JsonResponse(200, VersionJson()));
+  }
+  if (resources_ != nullptr && (path == "/api" || path == "/apis" || absl::StartsWith(path, "/api/") ||
+                                absl::StartsWith(path, "/apis/"))) {
+    if (!request.peer.has_client_certificate) {
+      return RespondError(*responder, api::Unauthorized("Unauthorized"));
+    }
+    const auto& groups = request.peer.organizations;
+    bool is_master = std::find(groups.begin(), groups.end(), "system:masters") != groups.end();
+    bool watch = false;
+    for (const auto& [k, v] : http::ParseQuery(request.query)) {
+      if (k == "watch") watch = v == "1" || v == "true";
+    }
+    RequestInfo info = ParseRequestInfo(request.method, path, watch);
+    if (!is_master) {
+      return RespondError(*responder,
+                          api::Forbidden(request.peer.common_name, info.verb.empty() ? "get" : info.verb,
+                                         info.group, info.resource.empty() ? path : info.resource,
+                                         info.namespace_name,
+                                         "only members of system:masters are authorized until RBAC "
+                                         "is available"));
+    }
+    if (!info.is_resource_request) {
+      if (!read_only) {
+        return RespondError(*responder, api::MethodNotAllowed(absl::StrCat(request.method, " is not supported on ", path)));
+      }
+      if (resources_->ServeDiscovery(request, *responder)) return;
+    } else {
+      return resources_->Serve(info, std::move(request), std::move(responder));
+    }
   }
   responder->Respond(JsonResponse(
       404, StatusJson(404, "NotFound", absl::StrCat("the server could not find the requested resource (",

@@ -1,6 +1,10 @@
 // The Kubernetes API endpoint: HTTPS only, client certificates from the
-// cluster CA. Today it serves the health and version endpoints; the API
-// resources are added behind the same router.
+// cluster CA. Serves health, version, discovery and the resource API.
+//
+// Authentication: a client certificate signed by the cluster CA (CN is the
+// user, O the groups); requests to the API without one get 401.
+// Authorization: RBAC is not built yet, so only members of system:masters
+// may use the resource API; everyone else gets 403.
 #pragma once
 
 #include <atomic>
@@ -27,9 +31,13 @@ struct ApiServerOptions {
 // A named readiness check (e.g. "store"); /readyz fails while any fails.
 using HealthCheck = std::function<absl::Status()>;
 
+class ResourceApi;
+
 class ApiServer {
  public:
-  explicit ApiServer(ApiServerOptions options);
+  // `resources` (optional) serves discovery and the resource API; it must
+  // outlive the server.
+  explicit ApiServer(ApiServerOptions options, ResourceApi* resources = nullptr);
   ~ApiServer();
 
   void AddReadinessCheck(std::string name, HealthCheck check);
@@ -46,6 +54,7 @@ class ApiServer {
   http::HttpResponse HealthResponse(const http::HttpRequest& request, bool readiness);
 
   ApiServerOptions options_;
+  ResourceApi* resources_;
   std::unique_ptr<http::HttpServer> server_;
   std::mutex checks_mu_;
   std::vector<std::pair<std::string, HealthCheck>> readiness_checks_;

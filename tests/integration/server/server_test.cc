@@ -14,6 +14,7 @@
 #include "common/subprocess.h"
 #include "common/tls/certificates.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "tests/testing/kelpie_server.h"
 #include "tests/testing/test_env.h"
 
 namespace kelpie {
@@ -30,52 +31,21 @@ class KelpieServerTest : public ::testing::Test {
   }
 
   void StartServer() {
-    ChildProcess::Options o;
-    o.stdout_path = dir_.File("server.log");
-    auto child = ChildProcess::Start({testing::KelpieBinary(), "server", "--data-dir",
-                                      dir_.File("data"), "--secure-port", std::to_string(port_),
-                                      "--bind-address", "127.0.0.1"},
-                                     o);
-    ASSERT_TRUE(child.ok()) << child.status();
-    server_.emplace(std::move(*child));
-    // Ready when /readyz answers through the written kubeconfig.
-    for (int i = 0; i < 300; ++i) {
-      if (PathExists(kubeconfig_)) {
-        auto client = AdminClient();
-        if (client.ok()) {
-          auto r = (*client)->Do({.method = "GET", .target = "/readyz"});
-          if (r.ok() && r->status == 200) return;
-        }
-      }
-      ASSERT_TRUE(server_->running()) << "kelpie server exited:\n" << Log();
-      std::this_thread::sleep_for(20ms);
-    }
-    FAIL() << "kelpie server did not become ready:\n" << Log();
+    auto server = testing::KelpieServer::Start(dir_.File("data"), port_, dir_.File("server.log"));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
   }
 
-  absl::StatusOr<std::unique_ptr<http::HttpClient>> AdminClient() {
-    auto kc = client::LoadKubeconfig(kubeconfig_);
-    if (!kc.ok()) return kc.status();
-    return http::HttpClient::Create(client::ClientOptionsFromKubeconfig(*kc));
-  }
-
-  std::string Log() { return ReadFileToString(dir_.File("server.log")).value_or(""); }
-
+  absl::StatusOr<std::unique_ptr<http::HttpClient>> AdminClient() { return server_->AdminClient(); }
+  std::string Log() { return server_->Log(); }
   SubprocessResult Kubectl(std::vector<std::string> args, const std::string& kubeconfig = "") {
-    std::vector<std::string> argv = {"kubectl", "--kubeconfig",
-                                     kubeconfig.empty() ? kubeconfig_ : kubeconfig};
-    argv.insert(argv.end(), args.begin(), args.end());
-    SubprocessOptions o;
-    o.timeout = 60s;
-    auto r = RunSubprocess(argv, o);
-    EXPECT_TRUE(r.ok()) << r.status();
-    return r.value_or(SubprocessResult{});
+    return server_->Kubectl(args, kubeconfig);
   }
 
   testing::TempDir dir_;
   int port_ = 0;
   std::string kubeconfig_;
-  std::optional<ChildProcess> server_;
+  std::unique_ptr<testing::KelpieServer> server_;
 };
 
 TEST_F(KelpieServerTest, KubectlVersionShowsServerVersion) {
@@ -93,8 +63,8 @@ TEST_F(KelpieServerTest, KubeconfigIsPrivateAndPkiIsReusedOnRestart) {
   std::string ca_before = *ReadFileToString(dir_.File("data/pki/ca.crt"));
   std::string kubeconfig_before = *ReadFileToString(kubeconfig_);
 
-  server_->Signal(SIGTERM);
-  auto status = server_->Wait(30s);
+  server_->process().Signal(SIGTERM);
+  auto status = server_->process().Wait(30s);
   ASSERT_TRUE(status.has_value()) << "server did not stop on SIGTERM";
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << Log();
 
@@ -106,8 +76,8 @@ TEST_F(KelpieServerTest, KubeconfigIsPrivateAndPkiIsReusedOnRestart) {
 }
 
 TEST_F(KelpieServerTest, SigintStopsCleanly) {
-  server_->Signal(SIGINT);
-  auto status = server_->Wait(30s);
+  server_->process().Signal(SIGINT);
+  auto status = server_->process().Wait(30s);
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << Log();
   EXPECT_NE(Log().find("stopped"), std::string::npos);

@@ -1,0 +1,195 @@
+#include "orchestrator/api/object_meta.h"
+
+#include <openssl/rand.h>
+
+#include <cctype>
+#include <chrono>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "orchestrator/api/selector.h"
+
+namespace kelpie::api {
+namespace {
+
+bool IsLowerAlnum(char c) {
+  return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c));
+}
+
+constexpr size_t kMaxAnnotationBytes = 256 * 1024;
+
+}  // namespace
+
+bool IsDns1123Label(const std::string& s) {
+  if (s.empty() || s.size() > 63 || !IsLowerAlnum(s.front()) || !IsLowerAlnum(s.back())) return false;
+  for (char c : s) {
+    if (!IsLowerAlnum(c) && c != '-') return false;
+  }
+  return true;
+}
+
+bool IsDns1123Subdomain(const std::string& s) {
+  if (s.empty() || s.size() > 253) return false;
+  size_t start = 0;
+  while (true) {
+    size_t dot = s.find('.', start);
+    std::string label = s.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (!IsDns1123Label(label)) return false;
+    if (dot == std::string::npos) return true;
+    start = dot + 1;
+  }
+}
+
+std::vector<StatusCause> ValidateObjectMeta(const nlohmann::json& object, const ResourceType& type,
+                                            bool creating) {
+  std::vector<StatusCause> causes;
+  auto meta_it = object.find("metadata");
+  if (meta_it == object.end() || !meta_it->is_object()) {
+    causes.push_back({"FieldValueRequired", "Required value", "metadata"});
+    return causes;
+  }
+  const nlohmann::json& meta = *meta_it;
+  std::string name = meta.value("name", "");
+  std::string generate = meta.value("generateName", "");
+  if (name.empty()) {
+    if (!(creating && !generate.empty())) {
+      causes.push_back({"FieldValueRequired", "name or generateName is required", "metadata.name"});
+    }
+  } else {
+    bool ok = type.name_is_dns_label ? IsDns1123Label(name) : IsDns1123Subdomain(name);
+    if (!ok) {
+      causes.push_back(
+          {"FieldValueInvalid",
+           absl::StrCat("Invalid value: \"", name, "\": ",
+                        type.name_is_dns_label
+                            ? "a lowercase RFC 1123 label must consist of lower case alphanumeric "
+                              "characters or '-', and must start and end with an alphanumeric "
+                              "character (e.g. 'my-name',  or '123-abc', regex used for validation "
+                              "is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+                            : "a lowercase RFC 1123 subdomain must consist of lower case "
+                              "alphanumeric characters, '-' or '.', and must start and end with an "
+                              "alphanumeric character (e.g. 'example.com', regex used for "
+                              "validation is "
+                              "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
+           "metadata.name"});
+    }
+  }
+  if (auto labels = meta.find("labels"); labels != meta.end() && !labels->is_null()) {
+    if (!labels->is_object()) {
+      causes.push_back({"FieldValueInvalid", "must be a map of strings", "metadata.labels"});
+    } else {
+      for (auto& [k, v] : labels->items()) {
+        std::string why;
+        if (!IsQualifiedName(k, &why)) {
+          causes.push_back({"FieldValueInvalid", absl::StrCat("Invalid value: \"", k, "\": ", why),
+                            "metadata.labels"});
+        }
+        if (!v.is_string()) {
+          causes.push_back({"FieldValueInvalid", "label values must be strings",
+                            absl::StrCat("metadata.labels[", k, "]")});
+        } else if (!IsValidLabelValue(v.get<std::string>(), &why)) {
+          causes.push_back({"FieldValueInvalid",
+                            absl::StrCat("Invalid value: \"", v.get<std::string>(), "\": ", why),
+                            "metadata.labels"});
+        }
+      }
+    }
+  }
+  if (auto ann = meta.find("annotations"); ann != meta.end() && !ann->is_null()) {
+    if (!ann->is_object()) {
+      causes.push_back({"FieldValueInvalid", "must be a map of strings", "metadata.annotations"});
+    } else {
+      size_t total = 0;
+      for (auto& [k, v] : ann->items()) {
+        std::string why;
+        if (!IsQualifiedName(k, &why)) {
+          causes.push_back({"FieldValueInvalid", absl::StrCat("Invalid value: \"", k, "\": ", why),
+                            "metadata.annotations"});
+        }
+        if (!v.is_string()) {
+          causes.push_back({"FieldValueInvalid", "annotation values must be strings",
+                            absl::StrCat("metadata.annotations[", k, "]")});
+        } else {
+          total += k.size() + v.get_ref<const std::string&>().size();
+        }
+      }
+      if (total > kMaxAnnotationBytes) {
+        causes.push_back({"FieldValueTooLong",
+                          absl::StrCat("Too long: must have at most ", kMaxAnnotationBytes, " bytes"),
+                          "metadata.annotations"});
+      }
+    }
+  }
+  if (auto f = meta.find("finalizers"); f != meta.end() && !f->is_null()) {
+    if (!f->is_array()) {
+      causes.push_back({"FieldValueInvalid", "must be a list of strings", "metadata.finalizers"});
+    } else {
+      for (const auto& x : *f) {
+        std::string why;
+        if (!x.is_string() || !IsQualifiedName(x.get<std::string>(), &why)) {
+          causes.push_back({"FieldValueInvalid", "finalizers must be qualified names",
+                            "metadata.finalizers"});
+          break;
+        }
+      }
+    }
+  }
+  return causes;
+}
+
+std::string NewUid() {
+  unsigned char b[16];
+  RAND_bytes(b, sizeof(b));
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
+  return absl::StrFormat("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+                         b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+                         b[13], b[14], b[15]);
+}
+
+std::string RandomNameSuffix() {
+  // Kubernetes leaves out vowels and look-alike characters.
+  static constexpr char kAlphabet[] = "bcdfghjklmnpqrstvwxz2456789";
+  unsigned char b[5];
+  RAND_bytes(b, sizeof(b));
+  std::string out;
+  for (unsigned char c : b) out.push_back(kAlphabet[c % (sizeof(kAlphabet) - 1)]);
+  return out;
+}
+
+std::string NowRfc3339() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string WithResourceVersion(std::string_view stored, int64_t rv) {
+  static constexpr std::string_view kMeta = "\"metadata\":{";
+  size_t pos = stored.find(kMeta);
+  std::string rv_field = absl::StrCat("\"resourceVersion\":\"", rv, "\"");
+  std::string out;
+  out.reserve(stored.size() + rv_field.size() + 1);
+  if (pos == std::string_view::npos) {
+    // No metadata object (never stored by us): add one.
+    size_t brace = stored.find('{');
+    out.append(stored.substr(0, brace + 1));
+    absl::StrAppend(&out, "\"metadata\":{", rv_field, "}");
+    std::string_view rest = stored.substr(brace + 1);
+    if (!rest.empty() && rest.front() != '}') out.push_back(',');
+    out.append(rest);
+    return out;
+  }
+  size_t insert_at = pos + kMeta.size();
+  out.append(stored.substr(0, insert_at));
+  out.append(rv_field);
+  if (insert_at < stored.size() && stored[insert_at] != '}') out.push_back(',');
+  out.append(stored.substr(insert_at));
+  return out;
+}
+
+}  // namespace kelpie::api

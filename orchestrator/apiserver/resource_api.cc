@@ -1,0 +1,1192 @@
+#include "orchestrator/apiserver/resource_api.h"
+
+#include <openssl/evp.h>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <thread>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/log.h"
+#include "orchestrator/api/object_meta.h"
+#include "orchestrator/api/selector.h"
+#include "orchestrator/api/strategic_merge_patch.h"
+
+namespace kelpie::apiserver {
+namespace {
+
+using nlohmann::json;
+using api::ApiError;
+using api::ResourceType;
+
+constexpr int kMaxGenerateNameAttempts = 8;
+constexpr int kMaxPatchAttempts = 5;
+constexpr int64_t kDefaultWatchTimeoutSeconds = 1800;
+
+http::HttpResponse JsonBody(int status, std::string body) {
+  http::HttpResponse r;
+  r.status = status;
+  r.SetHeader("Content-Type", "application/json");
+  r.SetHeader("Cache-Control", "no-cache, private");
+  r.body = std::move(body);
+  return r;
+}
+
+std::map<std::string, std::string> QueryMap(const std::string& query) {
+  std::map<std::string, std::string> out;
+  for (auto& [k, v] : http::ParseQuery(query)) out.emplace(std::move(k), std::move(v));
+  return out;
+}
+
+std::string Param(const std::map<std::string, std::string>& q, const std::string& key) {
+  auto it = q.find(key);
+  return it == q.end() ? "" : it->second;
+}
+
+bool IsTrue(const std::string& v) { return v == "1" || v == "true" || v == "True"; }
+
+// YAML to JSON with Kubernetes' (YAML 1.1 core-ish) scalar typing: plain
+// scalars may be null, booleans or numbers; quoted ones are strings.
+json YamlToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Sequence: {
+      json arr = json::array();
+      for (const auto& e : node) arr.push_back(YamlToJson(e));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      json obj = json::object();
+      for (const auto& kv : node) obj[kv.first.Scalar()] = YamlToJson(kv.second);
+      return obj;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& s = node.Scalar();
+      if (node.Tag() == "!") return s;  // quoted
+      if (s == "null" || s == "~" || s.empty()) return s.empty() ? json(nullptr) : json(nullptr);
+      if (s == "true" || s == "True" || s == "TRUE") return true;
+      if (s == "false" || s == "False" || s == "FALSE") return false;
+      int64_t i;
+      if (absl::SimpleAtoi(s, &i)) return i;
+      double d;
+      if (s.find_first_of(".eE") != std::string::npos && absl::SimpleAtod(s, &d)) return d;
+      return s;
+    }
+  }
+  return nullptr;
+}
+
+// Decodes a request body by its Content-Type. JSON and YAML objects only.
+absl::StatusOr<json> DecodeBody(const http::HttpRequest& req, ApiError* error) {
+  const std::string* ct = req.Header("content-type");
+  std::string type = ct ? ct->substr(0, ct->find(';')) : "application/json";
+  if (req.body.empty()) {
+    *error = api::BadRequest("the request body is empty; expected an object");
+    return absl::InvalidArgumentError("empty");
+  }
+  if (type == "application/json" || type == "*/*" || type.empty()) {
+    json j;
+    try {
+      j = json::parse(req.body);
+    } catch (const json::parse_error& e) {
+      *error = api::BadRequest(absl::StrCat("the request body is not valid JSON: ", e.what()));
+      return absl::InvalidArgumentError("bad json");
+    }
+    if (!j.is_object()) {
+      *error = api::BadRequest("the request body must be a JSON object");
+      return absl::InvalidArgumentError("not object");
+    }
+    return j;
+  }
+  if (type == "application/yaml" || type == "application/x-yaml" || type == "text/yaml") {
+    try {
+      json j = YamlToJson(YAML::Load(req.body));
+      if (!j.is_object()) {
+        *error = api::BadRequest("the request body must be a YAML mapping");
+        return absl::InvalidArgumentError("not object");
+      }
+      return j;
+    } catch (const YAML::Exception& e) {
+      *error = api::BadRequest(absl::StrCat("the request body is not valid YAML: line ", e.mark.line + 1,
+                                            ", column ", e.mark.column + 1, ": ", e.msg));
+      return absl::InvalidArgumentError("bad yaml");
+    }
+  }
+  *error = api::UnsupportedMediaType(type);
+  return absl::InvalidArgumentError("media type");
+}
+
+std::string Base64(const std::string& in) {
+  std::string out(4 * ((in.size() + 2) / 3), '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<std::string> Unbase64(const std::string& in) {
+  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
+  std::string out(3 * in.size() / 4, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+  if (n < 0) return std::nullopt;
+  size_t pad = (in.back() == '=') + (in.size() > 1 && in[in.size() - 2] == '=');
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
+// "5m", "3h", "2d" as kubectl shows ages.
+std::string HumanAge(const std::string& rfc3339) {
+  std::tm tm{};
+  if (strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) == nullptr) return "<unknown>";
+  int64_t secs = static_cast<int64_t>(std::time(nullptr) - timegm(&tm));
+  if (secs < 0) secs = 0;
+  if (secs < 120) return absl::StrCat(secs, "s");
+  int64_t mins = secs / 60;
+  if (mins < 10) return absl::StrCat(mins, "m", secs % 60, "s");
+  if (mins < 180) return absl::StrCat(mins, "m");
+  int64_t hours = mins / 60;
+  if (hours < 8) return absl::StrCat(hours, "h", mins % 60, "m");
+  if (hours < 48) return absl::StrCat(hours, "h");
+  int64_t days = hours / 24;
+  if (days < 8) return absl::StrCat(days, "d", hours % 24, "h");
+  if (days < 730) return absl::StrCat(days, "d");
+  return absl::StrCat(days / 365, "y", days % 365, "d");
+}
+
+bool WantsTable(const http::HttpRequest& req) {
+  const std::string* accept = req.Header("accept");
+  return accept && absl::StrContains(*accept, "as=Table");
+}
+
+}  // namespace
+
+void RespondError(http::HttpResponder& responder, const ApiError& error) {
+  http::HttpResponse r = JsonBody(error.code, error.ToJson());
+  if (error.retry_after_seconds > 0) r.SetHeader("Retry-After", std::to_string(error.retry_after_seconds));
+  responder.Respond(std::move(r));
+}
+
+class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl> {
+ public:
+  Impl(store::Store& store, const api::ResourceRegistry& registry) : store_(store), registry_(registry) {}
+
+  store::Store& store_;
+  const api::ResourceRegistry& registry_;
+
+  std::string KeyPrefix(const ResourceType& t, const std::string& ns) const {
+    return t.namespaced && !ns.empty() ? absl::StrCat(t.StoragePrefix(), ns, "/") : t.StoragePrefix();
+  }
+  std::string Key(const ResourceType& t, const std::string& ns, const std::string& name) const {
+    return t.namespaced ? absl::StrCat(t.StoragePrefix(), ns, "/", name) : t.StoragePrefix() + name;
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  void Get(const ResourceType& t, const RequestInfo& info, std::shared_ptr<http::HttpResponder> resp) {
+    auto kv = store_.Get(Key(t, info.namespace_name, info.name));
+    if (!kv.ok()) return RespondError(*resp, api::FromStoreStatus(kv.status(), t.group, t.plural, info.name));
+    resp->Respond(JsonBody(200, api::WithResourceVersion(kv->value_view(), kv->mod_revision)));
+  }
+
+  struct ListFilter {
+    api::LabelSelector labels;
+    api::FieldSelector fields;
+    bool Empty() const { return labels.Empty() && fields.Empty(); }
+    bool Matches(const json& obj) const {
+      static const json kNull;
+      const json& meta = obj.contains("metadata") ? obj["metadata"] : kNull;
+      const json& lbls = meta.is_object() && meta.contains("labels") ? meta["labels"] : kNull;
+      return labels.Matches(lbls) && fields.Matches(obj);
+    }
+  };
+
+  std::optional<ListFilter> ParseFilter(const ResourceType& t, const std::map<std::string, std::string>& q,
+                                        http::HttpResponder& resp) {
+    ListFilter f;
+    auto labels = api::LabelSelector::Parse(Param(q, "labelSelector"));
+    if (!labels.ok()) {
+      RespondError(resp, api::BadRequest(std::string(labels.status().message())));
+      return std::nullopt;
+    }
+    auto fields = api::FieldSelector::Parse(Param(q, "fieldSelector"), api::SelectableFields(t.group, t.plural));
+    if (!fields.ok()) {
+      RespondError(resp, api::BadRequest(std::string(fields.status().message())));
+      return std::nullopt;
+    }
+    f.labels = std::move(*labels);
+    f.fields = std::move(*fields);
+    return f;
+  }
+
+  void List(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req,
+            std::shared_ptr<http::HttpResponder> resp) {
+    auto q = QueryMap(req.query);
+    auto filter = ParseFilter(t, q, *resp);
+    if (!filter) return;
+    int64_t limit = 0;
+    if (!Param(q, "limit").empty() && (!absl::SimpleAtoi(Param(q, "limit"), &limit) || limit < 0)) {
+      return RespondError(*resp, api::BadRequest("limit must be a non-negative integer"));
+    }
+    std::string prefix = KeyPrefix(t, t.namespaced ? info.namespace_name : "");
+    store::RangeOptions ro;
+    ro.limit = limit;
+    std::string cont = Param(q, "continue");
+    if (!cont.empty()) {
+      auto decoded = Unbase64(cont);
+      json token = decoded ? json::parse(*decoded, nullptr, false) : json();
+      if (!token.is_object() || !token.contains("rv") || !token.contains("start")) {
+        return RespondError(*resp, api::BadRequest("continue key is not valid: malformed token"));
+      }
+      ro.revision = token["rv"].get<int64_t>();
+      ro.start_key = prefix + token["start"].get<std::string>();
+    } else {
+      std::string rv = Param(q, "resourceVersion");
+      std::string match = Param(q, "resourceVersionMatch");
+      if (match == "Exact") {
+        if (!absl::SimpleAtoi(rv, &ro.revision) || ro.revision <= 0) {
+          return RespondError(*resp, api::BadRequest("resourceVersionMatch=Exact needs a resourceVersion"));
+        }
+      } else if (!match.empty() && match != "NotOlderThan") {
+        return RespondError(*resp, api::BadRequest(absl::StrCat("unsupported resourceVersionMatch \"", match, "\"")));
+      }
+    }
+
+    std::vector<store::KeyValue> items;
+    int64_t revision = 0;
+    bool more = false;
+    std::string next_key;
+    int64_t remaining = 0;
+    // With a filter, keep reading pages until `limit` matches are found.
+    while (true) {
+      auto page = store_.Range(prefix, ro);
+      if (!page.ok()) {
+        if (store::IsCompacted(page.status()) && !cont.empty()) {
+          return RespondError(*resp, api::Gone("The provided continue parameter is too old to display a "
+                                               "consistent list result. You can start a new list without "
+                                               "the continue parameter."));
+        }
+        return RespondError(*resp, api::FromStoreStatus(page.status(), t.group, t.plural, ""));
+      }
+      revision = page->revision;
+      for (auto& kv : page->kvs) {
+        if (!filter->Empty()) {
+          json obj = json::parse(kv.value_view(), nullptr, false);
+          if (obj.is_discarded() || !filter->Matches(obj)) continue;
+        }
+        items.push_back(std::move(kv));
+        if (limit > 0 && static_cast<int64_t>(items.size()) == limit) break;
+      }
+      bool filled = limit > 0 && static_cast<int64_t>(items.size()) == limit;
+      if (filled) {
+        // More exist if this page had more after the last taken item.
+        const std::string& last = items.back().key;
+        more = page->more || page->kvs.back().key != last;
+        next_key = last + std::string(1, '\0');
+        if (filter->Empty()) remaining = page->count - static_cast<int64_t>(items.size());
+        if (!cont.empty()) remaining = 0;
+        break;
+      }
+      if (!page->more) break;
+      ro.revision = page->revision;
+      ro.start_key = page->next_key;
+    }
+
+    if (WantsTable(req)) return resp->Respond(JsonBody(200, TableJson(t, items, revision, more, next_key, prefix)));
+    std::string body = absl::StrCat("{\"apiVersion\":\"", t.GroupVersion(), "\",\"kind\":\"", t.kind,
+                                    "List\",\"metadata\":{\"resourceVersion\":\"", revision, "\"");
+    if (more) {
+      json token = {{"rv", revision}, {"start", next_key.substr(prefix.size())}};
+      absl::StrAppend(&body, ",\"continue\":\"", Base64(token.dump()), "\"");
+      if (remaining > 0) absl::StrAppend(&body, ",\"remainingItemCount\":", remaining);
+    }
+    body += "},\"items\":[";
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (i) body.push_back(',');
+      body += api::WithResourceVersion(items[i].value_view(), items[i].mod_revision);
+    }
+    body += "]}";
+    resp->Respond(JsonBody(200, std::move(body)));
+  }
+
+  std::string TableJson(const ResourceType& t, const std::vector<store::KeyValue>& items, int64_t revision,
+                        bool more, const std::string& next_key, const std::string& prefix) {
+    json table = {{"kind", "Table"},
+                  {"apiVersion", "meta.k8s.io/v1"},
+                  {"metadata", {{"resourceVersion", std::to_string(revision)}}},
+                  {"columnDefinitions",
+                   json::array({{{"name", "Name"}, {"type", "string"}, {"format", "name"},
+                                 {"description", "Name must be unique within a namespace."},
+                                 {"priority", 0}},
+                                {{"name", "Age"}, {"type", "string"}, {"format", ""},
+                                 {"description", "Time since the object was created."},
+                                 {"priority", 0}}})},
+                  {"rows", json::array()}};
+    if (more) {
+      json token = {{"rv", revision}, {"start", next_key.substr(prefix.size())}};
+      table["metadata"]["continue"] = Base64(token.dump());
+    }
+    for (const auto& kv : items) {
+      json obj = json::parse(kv.value_view(), nullptr, false);
+      if (obj.is_discarded()) continue;
+      json meta = obj.value("metadata", json::object());
+      meta["resourceVersion"] = std::to_string(kv.mod_revision);
+      table["rows"].push_back(
+          {{"cells", {meta.value("name", ""), HumanAge(meta.value("creationTimestamp", ""))}},
+           {"object", {{"kind", "PartialObjectMetadata"}, {"apiVersion", "meta.k8s.io/v1"}, {"metadata", meta}}}});
+    }
+    (void)t;
+    return table.dump();
+  }
+
+  // ---------------------------------------------------------------- watch
+
+  struct WatchState {
+    std::mutex mu;
+    std::unique_ptr<store::WatchHandle> handle;
+    bool done = false;
+  };
+
+  void Watch(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req,
+             std::shared_ptr<http::HttpResponder> resp) {
+    auto q = QueryMap(req.query);
+    auto filter_opt = ParseFilter(t, q, *resp);
+    if (!filter_opt) return;
+    auto filter = std::make_shared<ListFilter>(std::move(*filter_opt));
+    if (!info.name.empty()) {
+      // A watch on one object is a watch filtered by metadata.name.
+      auto named = api::FieldSelector::Parse("metadata.name=" + info.name, {"metadata.name"});
+      filter->fields = std::move(*named);
+    }
+    bool bookmarks = IsTrue(Param(q, "allowWatchBookmarks"));
+    int64_t timeout = kDefaultWatchTimeoutSeconds;
+    if (!Param(q, "timeoutSeconds").empty()) absl::SimpleAtoi(Param(q, "timeoutSeconds"), &timeout);
+    std::string rv_param = Param(q, "resourceVersion");
+    int64_t rv = 0;
+    if (!rv_param.empty() && !absl::SimpleAtoi(rv_param, &rv)) {
+      return RespondError(*resp, api::BadRequest(absl::StrCat("invalid resourceVersion \"", rv_param, "\"")));
+    }
+    std::string prefix = KeyPrefix(t, t.namespaced ? info.namespace_name : "");
+
+    // resourceVersion unset or 0: start with the current state as ADDED
+    // events, then changes after it.
+    std::vector<std::string> initial;
+    if (rv == 0) {
+      store::RangeOptions ro;
+      auto page = store_.Range(prefix, ro);
+      if (!page.ok()) return RespondError(*resp, api::FromStoreStatus(page.status(), t.group, t.plural, ""));
+      rv = page->revision;
+      for (const auto& kv : page->kvs) {
+        if (!filter->Empty()) {
+          json obj = json::parse(kv.value_view(), nullptr, false);
+          if (obj.is_discarded() || !filter->Matches(obj)) continue;
+        }
+        initial.push_back(absl::StrCat("{\"type\":\"ADDED\",\"object\":",
+                                       api::WithResourceVersion(kv.value_view(), kv.mod_revision), "}\n"));
+      }
+    }
+    store::WatchOptions wo;
+    wo.prefix = prefix;
+    wo.start_revision = rv + 1;
+    wo.prev_kv = true;
+    wo.progress_notify = bookmarks;
+    wo.progress_interval = std::chrono::seconds(5);
+
+    auto state = std::make_shared<WatchState>();
+    std::string kind = t.kind, api_version = t.GroupVersion();
+    std::weak_ptr<http::HttpResponder> weak_resp = resp;
+    store::WatchConsumer consumer;
+    consumer.on_events = [weak_resp, filter, bookmarks, kind, api_version](store::WatchBatch batch) {
+      auto r = weak_resp.lock();
+      if (!r) return;
+      std::string out;
+      if (batch.IsProgressNotify()) {
+        if (bookmarks) {
+          absl::StrAppend(&out, "{\"type\":\"BOOKMARK\",\"object\":{\"kind\":\"", kind, "\",\"apiVersion\":\"",
+                          api_version, "\",\"metadata\":{\"resourceVersion\":\"", batch.revision, "\"}}}\n");
+        }
+      }
+      for (const auto& ev : batch.events) {
+        AppendWatchEvent(ev, *filter, &out);
+      }
+      if (!out.empty()) r->WriteChunk(std::move(out));
+    };
+    consumer.on_close = [weak_resp](absl::Status status) {
+      auto r = weak_resp.lock();
+      if (!r) return;
+      if (store::IsCompacted(status)) {
+        r->WriteChunk(absl::StrCat("{\"type\":\"ERROR\",\"object\":", api::Gone(std::string(status.message())).ToJson(), "}\n"));
+      } else if (!status.ok() && status.code() != absl::StatusCode::kCancelled) {
+        ApiError e = status.code() == absl::StatusCode::kResourceExhausted
+                         ? api::ApiError{500, "InternalError", std::string(status.message())}
+                         : api::InternalError(std::string(status.message()));
+        r->WriteChunk(absl::StrCat("{\"type\":\"ERROR\",\"object\":", e.ToJson(), "}\n"));
+      }
+      r->EndStream();
+    };
+    auto handle = store_.Watch(wo, std::move(consumer));
+    if (!handle.ok()) return RespondError(*resp, api::FromStoreStatus(handle.status(), t.group, t.plural, ""));
+    {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->handle = std::move(*handle);
+    }
+    resp->StartStream(200, {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache, private"}});
+    for (auto& line : initial) resp->WriteChunk(std::move(line));
+    resp->OnAbort([state] {
+      std::lock_guard<std::mutex> lock(state->mu);
+      if (state->handle) state->handle->Cancel();
+      state->handle.reset();
+    });
+    // timeoutSeconds: end the stream after the timeout, as kube-apiserver does.
+    ScheduleWatchTimeout(state, resp, timeout);
+  }
+
+  static void AppendWatchEvent(const store::Event& ev, const ListFilter& filter, std::string* out) {
+    bool is_delete = ev.type == store::Event::Type::kDelete;
+    std::string_view current = is_delete ? std::string_view() : ev.kv.value_view();
+    std::string_view previous = ev.prev_kv ? ev.prev_kv->value_view() : std::string_view();
+    bool now_matches = !is_delete, was_matching = ev.prev_kv.has_value();
+    if (!filter.Empty()) {
+      if (!is_delete) {
+        json obj = json::parse(current, nullptr, false);
+        now_matches = !obj.is_discarded() && filter.Matches(obj);
+      }
+      if (ev.prev_kv) {
+        json prev = json::parse(previous, nullptr, false);
+        was_matching = !prev.is_discarded() && filter.Matches(prev);
+      }
+    }
+    const char* type = nullptr;
+    std::string_view body;
+    if (is_delete) {
+      if (!was_matching || !ev.prev_kv) return;
+      type = "DELETED";
+      body = previous;
+    } else if (now_matches) {
+      type = (ev.kv.version == 1 || !was_matching) ? "ADDED" : "MODIFIED";
+      body = current;
+    } else if (was_matching) {
+      type = "DELETED";  // left the selection
+      body = current;
+    } else {
+      return;
+    }
+    absl::StrAppend(out, "{\"type\":\"", type, "\",\"object\":",
+                    api::WithResourceVersion(body, ev.kv.mod_revision), "}\n");
+  }
+
+  void ScheduleWatchTimeout(std::shared_ptr<WatchState> state, std::shared_ptr<http::HttpResponder> resp,
+                            int64_t timeout_seconds) {
+    std::weak_ptr<http::HttpResponder> weak = resp;
+    timers_.Schedule(std::chrono::seconds(timeout_seconds), [state, weak] {
+      {
+        std::lock_guard<std::mutex> lock(state->mu);
+        if (state->handle) state->handle->Cancel();
+        state->handle.reset();
+      }
+      if (auto r = weak.lock()) r->EndStream();
+    });
+  }
+
+  // A small timer thread for watch timeouts: one thread for all watches.
+  class Timers {
+   public:
+    ~Timers() {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      if (thread_.joinable()) thread_.join();
+    }
+    void Schedule(std::chrono::seconds after, std::function<void()> fn) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+      queue_.emplace(std::chrono::steady_clock::now() + after, std::move(fn));
+      cv_.notify_all();
+    }
+
+   private:
+    void Run() {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!stop_) {
+        if (queue_.empty()) {
+          cv_.wait(lock);
+          continue;
+        }
+        auto next = queue_.begin()->first;
+        if (std::chrono::steady_clock::now() < next) {
+          cv_.wait_until(lock, next);
+          continue;
+        }
+        auto fn = std::move(queue_.begin()->second);
+        queue_.erase(queue_.begin());
+        lock.unlock();
+        fn();
+        lock.lock();
+      }
+    }
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::multimap<std::chrono::steady_clock::time_point, std::function<void()>> queue_;
+    bool stop_ = false;
+    std::thread thread_;
+  };
+  // ---------------------------------------------------------------- writes
+
+  static bool DryRun(const std::map<std::string, std::string>& q) {
+    return Param(q, "dryRun") == "All";
+  }
+
+  // Checks apiVersion/kind of a body against the resource; fills them when
+  // absent.
+  static std::optional<ApiError> CheckTypeMeta(const ResourceType& t, json& obj) {
+    std::string kind = obj.value("kind", "");
+    std::string api_version = obj.value("apiVersion", "");
+    if (!kind.empty() && kind != t.kind) {
+      return api::BadRequest(absl::StrCat("the kind \"", kind, "\" of the body does not match the resource \"",
+                                          t.plural, "\" (", t.kind, ")"));
+    }
+    if (!api_version.empty() && api_version != t.GroupVersion()) {
+      return api::BadRequest(absl::StrCat("the apiVersion \"", api_version, "\" of the body does not match \"",
+                                          t.GroupVersion(), "\""));
+    }
+    obj["kind"] = t.kind;
+    obj["apiVersion"] = t.GroupVersion();
+    if (!obj.contains("metadata") || obj["metadata"].is_null()) obj["metadata"] = json::object();
+    return std::nullopt;
+  }
+
+  std::optional<ApiError> CheckNamespace(const ResourceType& t, const std::string& ns, json& obj) {
+    json& meta = obj["metadata"];
+    if (!t.namespaced) {
+      meta.erase("namespace");
+      return std::nullopt;
+    }
+    std::string body_ns = meta.value("namespace", "");
+    if (body_ns.empty()) {
+      meta["namespace"] = ns;
+    } else if (body_ns != ns) {
+      return api::BadRequest("the namespace of the provided object does not match the namespace sent on the request");
+    }
+    return std::nullopt;
+  }
+
+  std::optional<ApiError> NamespaceAcceptsNewObjects(const std::string& ns) {
+    auto kv = store_.Get(absl::StrCat("/registry/namespaces/", ns));
+    if (!kv.ok()) {
+      if (kv.status().code() == absl::StatusCode::kNotFound) return api::NotFound("", "namespaces", ns);
+      return api::FromStoreStatus(kv.status(), "", "namespaces", ns);
+    }
+    json obj = json::parse(kv->value_view(), nullptr, false);
+    if (!obj.is_discarded() && obj["metadata"].contains("deletionTimestamp")) {
+      ApiError e{403, "Forbidden",
+                 absl::StrCat("unable to create new content in namespace ", ns, " because it is being terminated")};
+      return e;
+    }
+    return std::nullopt;
+  }
+
+  void Create(const ResourceType& t, const RequestInfo& info, http::HttpRequest&& req,
+              std::shared_ptr<http::HttpResponder> resp) {
+    if (!info.subresource.empty()) {
+      return RespondError(*resp, api::MethodNotAllowed(absl::StrCat("create is not supported on ", t.plural, "/", info.subresource)));
+    }
+    if (!info.name.empty()) {
+      return RespondError(*resp, api::MethodNotAllowed("POST is not supported on a named object; use PUT or PATCH"));
+    }
+    ApiError err;
+    auto decoded = DecodeBody(req, &err);
+    if (!decoded.ok()) return RespondError(*resp, err);
+    json obj = std::move(*decoded);
+    if (auto e = CheckTypeMeta(t, obj)) return RespondError(*resp, *e);
+    if (auto e = CheckNamespace(t, info.namespace_name, obj)) return RespondError(*resp, *e);
+    json& meta = obj["metadata"];
+    if (meta.contains("resourceVersion") && !meta["resourceVersion"].get<std::string>().empty()) {
+      return RespondError(*resp, api::BadRequest("resourceVersion should not be set on objects to be created"));
+    }
+    auto causes = api::ValidateObjectMeta(obj, t, /*creating=*/true);
+    if (!causes.empty()) {
+      return RespondError(*resp, api::Invalid(t.group, t.kind, meta.value("name", meta.value("generateName", "")), std::move(causes)));
+    }
+    if (t.namespaced) {
+      if (auto e = NamespaceAcceptsNewObjects(info.namespace_name)) return RespondError(*resp, *e);
+    }
+    meta.erase("resourceVersion");
+    meta.erase("deletionTimestamp");
+    meta.erase("deletionGracePeriodSeconds");
+    meta["uid"] = api::NewUid();
+    meta["creationTimestamp"] = api::NowRfc3339();
+    meta["generation"] = 1;
+    if (t.kind == "Namespace") {
+      obj["spec"]["finalizers"] = json::array({"kubernetes"});
+      obj["status"] = {{"phase", "Active"}};
+      if (!meta.contains("labels") || !meta["labels"].is_object()) meta["labels"] = json::object();
+      meta["labels"]["kubernetes.io/metadata.name"] = meta.value("name", "");
+    }
+    auto q = QueryMap(req.query);
+    bool generate = meta.value("name", "").empty();
+    if (DryRun(q)) {
+      if (generate) meta["name"] = meta["generateName"].get<std::string>() + api::RandomNameSuffix();
+      return resp->Respond(JsonBody(201, obj.dump()));
+    }
+    CreateWithRetries(t, std::move(obj), generate, kMaxGenerateNameAttempts, std::move(resp));
+  }
+
+  void CreateWithRetries(const ResourceType& t, json obj, bool generate, int attempts_left,
+                         std::shared_ptr<http::HttpResponder> resp) {
+    json& meta = obj["metadata"];
+    if (generate) meta["name"] = meta["generateName"].get<std::string>() + api::RandomNameSuffix();
+    std::string name = meta["name"];
+    std::string key = Key(t, meta.value("namespace", ""), name);
+    std::string value = obj.dump();
+    auto self = shared_from_this();
+    const ResourceType* type = &t;
+    store_.CreateAsync(key, std::move(value), 0,
+                       [self, type, obj = std::move(obj), generate, attempts_left, resp,
+                        name](absl::StatusOr<store::WriteResult> r) mutable {
+                         if (!r.ok()) {
+                           if (generate && r.status().code() == absl::StatusCode::kAlreadyExists && attempts_left > 1) {
+                             return self->CreateWithRetries(*type, std::move(obj), true, attempts_left - 1, resp);
+                           }
+                           return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
+                         }
+                         resp->Respond(JsonBody(201, api::WithResourceVersion(r->kv->value_view(), r->kv->mod_revision)));
+                       });
+  }
+
+  // Applies `mutate` to the stored object and writes the result with a
+  // compare-and-swap; used by update, patch and delete-with-finalizers.
+  // `mutate` returns an error to stop, or the new object.
+  using Mutation = std::function<absl::StatusOr<json>(const json& current, int64_t mod_revision, ApiError* error)>;
+
+  void Mutate(const ResourceType& t, const std::string& ns, const std::string& name, bool dry_run,
+              bool retry_on_conflict, int attempts_left, Mutation mutate, std::shared_ptr<http::HttpResponder> resp,
+              int success_code = 200) {
+    std::string key = Key(t, ns, name);
+    auto kv = store_.Get(key);
+    if (!kv.ok()) return RespondError(*resp, api::FromStoreStatus(kv.status(), t.group, t.plural, name));
+    json current = json::parse(kv->value_view(), nullptr, false);
+    if (current.is_discarded()) return RespondError(*resp, api::InternalError("stored object is not valid JSON"));
+    ApiError err;
+    auto next = mutate(current, kv->mod_revision, &err);
+    if (!next.ok()) return RespondError(*resp, err);
+    json& meta = (*next)["metadata"];
+    // Fields the server owns.
+    meta["uid"] = current["metadata"].value("uid", "");
+    meta["creationTimestamp"] = current["metadata"].value("creationTimestamp", "");
+    meta["name"] = name;
+    if (t.namespaced) meta["namespace"] = ns; else meta.erase("namespace");
+    if (current["metadata"].contains("deletionTimestamp")) {
+      meta["deletionTimestamp"] = current["metadata"]["deletionTimestamp"];
+    }
+    int64_t generation = current["metadata"].value("generation", int64_t{1});
+    if ((*next).value("spec", json()) != current.value("spec", json())) ++generation;
+    meta["generation"] = generation;
+    meta.erase("resourceVersion");
+    auto causes = api::ValidateObjectMeta(*next, t, /*creating=*/false);
+    if (!causes.empty()) return RespondError(*resp, api::Invalid(t.group, t.kind, name, std::move(causes)));
+
+    bool finalized = meta.contains("deletionTimestamp") &&
+                     (!meta.contains("finalizers") || meta["finalizers"].empty());
+    if (dry_run) {
+      meta["resourceVersion"] = std::to_string(kv->mod_revision);
+      return resp->Respond(JsonBody(success_code, next->dump()));
+    }
+    auto self = shared_from_this();
+    const ResourceType* type = &t;
+    auto on_done = [self, type, ns, name, retry_on_conflict, attempts_left, mutate, resp, success_code,
+                    finalized, last = *next](absl::StatusOr<store::WriteResult> r) mutable {
+      if (!r.ok()) {
+        if (r.status().code() == absl::StatusCode::kFailedPrecondition && retry_on_conflict && attempts_left > 1) {
+          return self->Mutate(*type, ns, name, false, true, attempts_left - 1, std::move(mutate), resp, success_code);
+        }
+        return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
+      }
+      if (finalized) {
+        // The last finalizer is gone from a deleting object: it is deleted.
+        return resp->Respond(JsonBody(success_code, api::WithResourceVersion(last.dump(), r->revision)));
+      }
+      resp->Respond(JsonBody(success_code, api::WithResourceVersion(r->kv->value_view(), r->kv->mod_revision)));
+    };
+    if (finalized) {
+      store_.DeleteAsync(key, kv->mod_revision, std::move(on_done));
+    } else {
+      store_.UpdateAsync(key, next->dump(), kv->mod_revision, 0, std::move(on_done));
+    }
+  }
+
+  bool HasStatusSubresource(const ResourceType& t) const {
+    for (const auto& s : t.subresources) {
+      if (s == "status") return true;
+    }
+    return false;
+  }
+
+  // The object a full-object write (PUT or patch result) turns into: the
+  // status subresource only changes .status; the main resource never does
+  // when a status subresource exists.
+  json MergeForSubresource(const ResourceType& t, const std::string& subresource, const json& current,
+                           json desired) {
+    if (subresource == "status") {
+      json out = current;
+      out["status"] = desired.value("status", json());
+      if (out["status"].is_null()) out.erase("status");
+      return out;
+    }
+    if (HasStatusSubresource(t)) {
+      if (current.contains("status")) {
+        desired["status"] = current["status"];
+      } else {
+        desired.erase("status");
+      }
+    }
+    return desired;
+  }
+
+  void Update(const ResourceType& t, const RequestInfo& info, http::HttpRequest&& req,
+              std::shared_ptr<http::HttpResponder> resp) {
+    if (!info.subresource.empty() && info.subresource != "status") {
+      return RespondError(*resp, api::NotFound(t.group, t.plural + "/" + info.subresource, info.name));
+    }
+    ApiError err;
+    auto decoded = DecodeBody(req, &err);
+    if (!decoded.ok()) return RespondError(*resp, err);
+    json body = std::move(*decoded);
+    if (auto e = CheckTypeMeta(t, body)) return RespondError(*resp, *e);
+    if (auto e = CheckNamespace(t, info.namespace_name, body)) return RespondError(*resp, *e);
+    std::string body_name = body["metadata"].value("name", "");
+    if (body_name != info.name) {
+      return RespondError(*resp, api::BadRequest(absl::StrCat("the name of the object (", body_name,
+                                                              ") does not match the name on the URL (", info.name, ")")));
+    }
+    std::string want_rv = body["metadata"].value("resourceVersion", "");
+    std::string want_uid = body["metadata"].value("uid", "");
+    std::string subresource = info.subresource;
+    const ResourceType* type = &t;
+    auto q = QueryMap(req.query);
+    Mutate(t, info.namespace_name, info.name, DryRun(q), /*retry_on_conflict=*/want_rv.empty(), kMaxPatchAttempts,
+           [this, type, subresource, body, want_rv, want_uid](const json& current, int64_t mod, ApiError* e) -> absl::StatusOr<json> {
+             if (!want_rv.empty() && want_rv != std::to_string(mod)) {
+               *e = api::Conflict(type->group, type->plural, current["metadata"].value("name", ""),
+                                  "the object has been modified; please apply your changes to the latest version and try again");
+               return absl::FailedPreconditionError("conflict");
+             }
+             std::string uid = current["metadata"].value("uid", "");
+             if (!want_uid.empty() && want_uid != uid) {
+               *e = api::Conflict(type->group, type->plural, current["metadata"].value("name", ""),
+                                  absl::StrCat("Precondition failed: UID in precondition: ", want_uid,
+                                               ", UID in object meta: ", uid));
+               return absl::FailedPreconditionError("conflict");
+             }
+             return MergeForSubresource(*type, subresource, current, body);
+           },
+           std::move(resp));
+  }
+
+  void Patch(const ResourceType& t, const RequestInfo& info, http::HttpRequest&& req,
+             std::shared_ptr<http::HttpResponder> resp) {
+    if (!info.subresource.empty() && info.subresource != "status") {
+      return RespondError(*resp, api::NotFound(t.group, t.plural + "/" + info.subresource, info.name));
+    }
+    const std::string* ct_header = req.Header("content-type");
+    std::string ct = ct_header ? ct_header->substr(0, ct_header->find(';')) : "";
+    enum class Kind { kJson, kMerge, kStrategic } kind;
+    if (ct == "application/json-patch+json") {
+      kind = Kind::kJson;
+    } else if (ct == "application/merge-patch+json") {
+      kind = Kind::kMerge;
+    } else if (ct == "application/strategic-merge-patch+json") {
+      kind = Kind::kStrategic;
+    } else if (ct == "application/apply-patch+yaml") {
+      return RespondError(*resp, api::UnsupportedMediaType(
+                                     "application/apply-patch+yaml (server-side apply is not available yet; "
+                                     "use client-side apply)"));
+    } else {
+      return RespondError(*resp, api::UnsupportedMediaType(ct));
+    }
+    json patch = json::parse(req.body, nullptr, false);
+    if (patch.is_discarded()) return RespondError(*resp, api::BadRequest("the patch is not valid JSON"));
+    if (kind == Kind::kJson && !patch.is_array()) {
+      return RespondError(*resp, api::BadRequest("a JSON patch must be an array of operations"));
+    }
+    if (kind != Kind::kJson && !patch.is_object()) {
+      return RespondError(*resp, api::BadRequest("a merge patch must be a JSON object"));
+    }
+    std::string subresource = info.subresource;
+    const ResourceType* type = &t;
+    auto q = QueryMap(req.query);
+    // A resourceVersion inside the patch is a precondition: no retries then.
+    bool has_rv_precondition = kind != Kind::kJson && patch.contains("metadata") &&
+                               patch["metadata"].is_object() && patch["metadata"].contains("resourceVersion");
+    Mutate(t, info.namespace_name, info.name, DryRun(q), !has_rv_precondition, kMaxPatchAttempts,
+           [this, type, subresource, patch, kind](const json& current, int64_t mod, ApiError* e) -> absl::StatusOr<json> {
+             json base = current;
+             base["metadata"]["resourceVersion"] = std::to_string(mod);
+             json patched;
+             try {
+               if (kind == Kind::kJson) {
+                 patched = base.patch(patch);
+               } else if (kind == Kind::kMerge) {
+                 patched = base;
+                 patched.merge_patch(patch);
+               } else {
+                 auto r = api::StrategicMergePatch(base, patch);
+                 if (!r.ok()) {
+                   *e = api::BadRequest(std::string(r.status().message()));
+                   return r.status();
+                 }
+                 patched = std::move(*r);
+               }
+             } catch (const json::exception& ex) {
+               *e = ApiError{422, "Invalid", absl::StrCat("the patch could not be applied: ", ex.what())};
+               return absl::InvalidArgumentError("patch");
+             }
+             if (!patched.is_object() || !patched.contains("metadata") || !patched["metadata"].is_object()) {
+               *e = ApiError{422, "Invalid", "the patched object has no metadata"};
+               return absl::InvalidArgumentError("patch");
+             }
+             std::string rv = patched["metadata"].value("resourceVersion", "");
+             if (!rv.empty() && rv != std::to_string(mod)) {
+               *e = api::Conflict(type->group, type->plural, current["metadata"].value("name", ""),
+                                  "the object has been modified; please apply your changes to the latest version and try again");
+               return absl::FailedPreconditionError("conflict");
+             }
+             if (patched.value("kind", "") != type->kind || patched.value("apiVersion", "") != type->GroupVersion()) {
+               *e = api::BadRequest("a patch may not change apiVersion or kind");
+               return absl::InvalidArgumentError("patch");
+             }
+             return MergeForSubresource(*type, subresource, current, std::move(patched));
+           },
+           std::move(resp));
+  }
+
+  void Delete(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req,
+              std::shared_ptr<http::HttpResponder> resp) {
+    if (!info.subresource.empty()) {
+      return RespondError(*resp, api::MethodNotAllowed(absl::StrCat("delete is not supported on ", t.plural, "/", info.subresource)));
+    }
+    json options = json::object();
+    if (!req.body.empty()) {
+      options = json::parse(req.body, nullptr, false);
+      if (options.is_discarded() || !options.is_object()) {
+        return RespondError(*resp, api::BadRequest("the DeleteOptions body is not a valid JSON object"));
+      }
+    }
+    auto q = QueryMap(req.query);
+    std::string policy = options.value("propagationPolicy", Param(q, "propagationPolicy"));
+    if (options.value("orphanDependents", false) || IsTrue(Param(q, "orphanDependents"))) policy = "Orphan";
+    if (!policy.empty() && policy != "Orphan" && policy != "Background" && policy != "Foreground") {
+      return RespondError(*resp, api::Invalid(t.group, t.kind, info.name,
+                                              {{"FieldValueNotSupported",
+                                                absl::StrCat("Unsupported value: \"", policy,
+                                                             "\": supported values: \"Foreground\", \"Background\", \"Orphan\""),
+                                                "propagationPolicy"}}));
+    }
+    json preconditions = options.value("preconditions", json::object());
+    bool dry_run = DryRun(q) || (options.contains("dryRun") && options["dryRun"].is_array() && !options["dryRun"].empty());
+    const ResourceType* type = &t;
+    std::string key = Key(t, info.namespace_name, info.name);
+    auto kv = store_.Get(key);
+    if (!kv.ok()) return RespondError(*resp, api::FromStoreStatus(kv.status(), t.group, t.plural, info.name));
+    json current = json::parse(kv->value_view(), nullptr, false);
+    if (current.is_discarded()) return RespondError(*resp, api::InternalError("stored object is not valid JSON"));
+    std::string pre_uid = preconditions.value("uid", "");
+    std::string pre_rv = preconditions.value("resourceVersion", "");
+    if ((!pre_uid.empty() && pre_uid != current["metadata"].value("uid", "")) ||
+        (!pre_rv.empty() && pre_rv != std::to_string(kv->mod_revision))) {
+      return RespondError(*resp, api::Conflict(t.group, t.plural, info.name,
+                                               "Precondition failed: the object's uid or resourceVersion does not match"));
+    }
+    // Orphan and Foreground are recorded as finalizers for the garbage
+    // collector, as kube-apiserver does; so is the namespace lifecycle.
+    std::vector<std::string> add_finalizers;
+    if (policy == "Orphan") add_finalizers.push_back("orphan");
+    if (policy == "Foreground") add_finalizers.push_back("foregroundDeletion");
+    bool has_finalizers = current["metadata"].contains("finalizers") && !current["metadata"]["finalizers"].empty();
+    bool namespace_with_finalizers = t.kind == "Namespace";
+    if (has_finalizers || !add_finalizers.empty() || namespace_with_finalizers) {
+      Mutate(t, info.namespace_name, info.name, dry_run, true, kMaxPatchAttempts,
+             [type, add_finalizers](const json& cur, int64_t, ApiError*) -> absl::StatusOr<json> {
+               json next = cur;
+               json& meta = next["metadata"];
+               if (!meta.contains("deletionTimestamp")) {
+                 meta["deletionTimestamp"] = api::NowRfc3339();
+                 meta["deletionGracePeriodSeconds"] = 0;
+               }
+               if (!add_finalizers.empty()) {
+                 if (!meta.contains("finalizers") || !meta["finalizers"].is_array()) meta["finalizers"] = json::array();
+                 for (const auto& f : add_finalizers) {
+                   bool present = false;
+                   for (const auto& x : meta["finalizers"]) present = present || x == f;
+                   if (!present) meta["finalizers"].push_back(f);
+                 }
+               }
+               if (type->kind == "Namespace") next["status"]["phase"] = "Terminating";
+               return next;
+             },
+             std::move(resp));
+      return;
+    }
+    if (dry_run) return resp->Respond(JsonBody(200, api::WithResourceVersion(kv->value_view(), kv->mod_revision)));
+    std::string last = std::string(kv->value_view());
+    store_.DeleteAsync(key, kv->mod_revision, [type, resp, last, name = info.name](absl::StatusOr<store::WriteResult> r) {
+      if (!r.ok()) return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
+      resp->Respond(JsonBody(200, api::WithResourceVersion(last, r->revision)));
+    });
+  }
+
+  void DeleteCollection(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req,
+                        std::shared_ptr<http::HttpResponder> resp) {
+    auto q = QueryMap(req.query);
+    auto filter = ParseFilter(t, q, *resp);
+    if (!filter) return;
+    store::RangeOptions ro;
+    auto page = store_.Range(KeyPrefix(t, t.namespaced ? info.namespace_name : ""), ro);
+    if (!page.ok()) return RespondError(*resp, api::FromStoreStatus(page.status(), t.group, t.plural, ""));
+    bool dry_run = DryRun(q);
+    int deleted = 0;
+    for (const auto& kv : page->kvs) {
+      json obj = json::parse(kv.value_view(), nullptr, false);
+      if (obj.is_discarded() || !filter->Matches(obj)) continue;
+      bool has_finalizers = obj["metadata"].contains("finalizers") && !obj["metadata"]["finalizers"].empty();
+      if (dry_run) {
+        ++deleted;
+        continue;
+      }
+      absl::Status st;
+      if (has_finalizers) {
+        if (!obj["metadata"].contains("deletionTimestamp")) {
+          obj["metadata"]["deletionTimestamp"] = api::NowRfc3339();
+          obj["metadata"]["deletionGracePeriodSeconds"] = 0;
+          st = store_.Update(kv.key, obj.dump(), kv.mod_revision).status();
+        }
+      } else {
+        st = store_.Delete(kv.key, kv.mod_revision).status();
+      }
+      // An object changed or deleted concurrently is left to its writer.
+      if (st.ok()) ++deleted;
+    }
+    json status = {{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()}, {"status", "Success"},
+                   {"details", {{"group", t.group}, {"kind", t.plural}}}};
+    (void)deleted;
+    resp->Respond(JsonBody(200, status.dump()));
+  }
+
+  // ------------------------------------------------------------ discovery
+
+  std::string ResourceListJson(const std::string& group, const std::string& version) {
+    json resources = json::array();
+    for (const ResourceType* t : registry_.InGroupVersion(group, version)) {
+      json r = {{"name", t->plural},       {"singularName", t->singular}, {"namespaced", t->namespaced},
+                {"kind", t->kind},         {"verbs", t->Verbs()}};
+      if (!t->short_names.empty()) r["shortNames"] = t->short_names;
+      if (!t->categories.empty()) r["categories"] = t->categories;
+      resources.push_back(r);
+      for (const auto& sub : t->subresources) {
+        resources.push_back({{"name", t->plural + "/" + sub}, {"singularName", ""}, {"namespaced", t->namespaced},
+                             {"kind", t->kind}, {"verbs", json::array({"get", "patch", "update"})}});
+      }
+    }
+    json list = {{"kind", "APIResourceList"},
+                 {"apiVersion", "v1"},
+                 {"groupVersion", group.empty() ? version : group + "/" + version},
+                 {"resources", resources}};
+    return list.dump();
+  }
+
+  json GroupJson(const std::string& group) {
+    std::vector<std::string> versions;
+    for (const auto& t : registry_.all()) {
+      if (t.group == group && std::find(versions.begin(), versions.end(), t.version) == versions.end()) {
+        versions.push_back(t.version);
+      }
+    }
+    json vs = json::array();
+    for (const auto& v : versions) vs.push_back({{"groupVersion", group + "/" + v}, {"version", v}});
+    return {{"name", group}, {"versions", vs}, {"preferredVersion", vs.front()}};
+  }
+
+  // apidiscovery.k8s.io/v2 aggregated discovery for the core group (/api)
+  // or every named group (/apis).
+  std::string AggregatedJson(bool core, const std::string& api_version) {
+    json items = json::array();
+    for (const auto& group : registry_.Groups()) {
+      if (core != group.empty()) continue;
+      std::vector<std::string> versions;
+      for (const auto& t : registry_.all()) {
+        if (t.group == group && std::find(versions.begin(), versions.end(), t.version) == versions.end()) {
+          versions.push_back(t.version);
+        }
+      }
+      json vs = json::array();
+      for (const auto& v : versions) {
+        json resources = json::array();
+        for (const ResourceType* t : registry_.InGroupVersion(group, v)) {
+          json r = {{"resource", t->plural},
+                    {"responseKind", {{"group", t->group}, {"version", t->version}, {"kind", t->kind}}},
+                    {"scope", t->namespaced ? "Namespaced" : "Cluster"},
+                    {"singularResource", t->singular},
+                    {"verbs", t->Verbs()}};
+          if (!t->short_names.empty()) r["shortNames"] = t->short_names;
+          if (!t->categories.empty()) r["categories"] = t->categories;
+          if (!t->subresources.empty()) {
+            json subs = json::array();
+            for (const auto& s : t->subresources) {
+              subs.push_back({{"subresource", s},
+                              {"responseKind", {{"group", t->group}, {"version", t->version}, {"kind", t->kind}}},
+                              {"verbs", json::array({"get", "patch", "update"})}});
+            }
+            r["subresources"] = subs;
+          }
+          resources.push_back(r);
+        }
+        vs.push_back({{"version", v}, {"resources", resources}, {"freshness", "Current"}});
+      }
+      json item = {{"metadata", {{"name", group}}}, {"versions", vs}};
+      if (group.empty()) item["metadata"] = {{"creationTimestamp", nullptr}};
+      items.push_back(item);
+    }
+    json list = {{"kind", "APIGroupDiscoveryList"},
+                 {"apiVersion", api_version},
+                 {"metadata", json::object()},
+                 {"items", items}};
+    return list.dump();
+  }
+  Timers timers_;
+};
+
+ResourceApi::ResourceApi(store::Store& store, const api::ResourceRegistry& registry)
+    : impl_(std::make_shared<Impl>(store, registry)) {}
+
+absl::Status ResourceApi::EnsureDefaultNamespaces() {
+  for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {
+    json obj = {{"apiVersion", "v1"},
+                {"kind", "Namespace"},
+                {"metadata",
+                 {{"name", ns},
+                  {"uid", api::NewUid()},
+                  {"creationTimestamp", api::NowRfc3339()},
+                  {"labels", {{"kubernetes.io/metadata.name", ns}}}}},
+                {"spec", {{"finalizers", json::array({"kubernetes"})}}},
+                {"status", {{"phase", "Active"}}}};
+    auto r = impl_->store_.Create(absl::StrCat("/registry/namespaces/", ns), obj.dump());
+    if (!r.ok() && r.status().code() != absl::StatusCode::kAlreadyExists) return r.status();
+  }
+  return absl::OkStatus();
+}
+
+void ResourceApi::Serve(const RequestInfo& info, http::HttpRequest&& request,
+                        std::shared_ptr<http::HttpResponder> responder) {
+  const ResourceType* t = impl_->registry_.Find(info.group, info.version, info.resource);
+  if (t == nullptr) {
+    return RespondError(*responder,
+                        api::ApiError{404, "NotFound",
+                                      absl::StrCat("the server could not find the requested resource (",
+                                                   info.group.empty() ? "" : info.group + "/", info.version,
+                                                   " ", info.resource, ")")});
+  }
+  RequestInfo ri = info;
+  if (!t->namespaced) {
+    // /api/v1/namespaces/NAME puts NAME in namespace_name too.
+    ri.namespace_name.clear();
+  } else if (ri.namespace_name.empty() && ri.verb != "list" && ri.verb != "watch") {
+    return RespondError(*responder, api::NotFound(t->group, t->plural, ri.name));
+  }
+  if (!ri.subresource.empty() && ri.subresource != "status") {
+    return RespondError(*responder,
+                        api::ApiError{404, "NotFound",
+                                      absl::StrCat("the server could not find the requested resource (",
+                                                   t->plural, "/", ri.subresource, " is not served)")});
+  }
+  if (ri.verb == "get") return impl_->Get(*t, ri, std::move(responder));
+  if (ri.verb == "list") return impl_->List(*t, ri, request, std::move(responder));
+  if (ri.verb == "watch") return impl_->Watch(*t, ri, request, std::move(responder));
+  if (ri.verb == "create") return impl_->Create(*t, ri, std::move(request), std::move(responder));
+  if (ri.verb == "update") return impl_->Update(*t, ri, std::move(request), std::move(responder));
+  if (ri.verb == "patch") return impl_->Patch(*t, ri, std::move(request), std::move(responder));
+  if (ri.verb == "delete") return impl_->Delete(*t, ri, request, std::move(responder));
+  if (ri.verb == "deletecollection") return impl_->DeleteCollection(*t, ri, request, std::move(responder));
+  RespondError(*responder, api::MethodNotAllowed(absl::StrCat(request.method, " is not supported")));
+}
+
+bool ResourceApi::ServeDiscovery(const http::HttpRequest& request, http::HttpResponder& responder) {
+  std::string path = request.path;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  const std::string* accept = request.Header("accept");
+  // Aggregated discovery when the client asks for it (kubectl does first).
+  std::string aggregated_version;
+  if (accept != nullptr && absl::StrContains(*accept, "as=APIGroupDiscoveryList")) {
+    if (absl::StrContains(*accept, "v=v2;") || absl::StrContains(*accept, "v=v2,") ||
+        absl::EndsWith(*accept, "v=v2") || absl::StrContains(*accept, "v=v2;as")) {
+      aggregated_version = "v2";
+    } else if (absl::StrContains(*accept, "v=v2beta1")) {
+      aggregated_version = "v2beta1";
+    }
+  }
+  auto respond_aggregated = [&](bool core) {
+    http::HttpResponse r = JsonBody(200, impl_->AggregatedJson(core, "apidiscovery.k8s.io/" + aggregated_version));
+    r.SetHeader("Content-Type", absl::StrCat("application/json;g=apidiscovery.k8s.io;v=", aggregated_version,
+                                             ";as=APIGroupDiscoveryList"));
+    responder.Respond(std::move(r));
+  };
+  if (path == "/api") {
+    if (!aggregated_version.empty()) {
+      respond_aggregated(true);
+      return true;
+    }
+    json j = {{"kind", "APIVersions"},
+              {"versions", json::array({"v1"})},
+              {"serverAddressByClientCIDRs", json::array({{{"clientCIDR", "0.0.0.0/0"}, {"serverAddress", ""}}})}};
+    responder.Respond(JsonBody(200, j.dump()));
+    return true;
+  }
+  if (path == "/api/v1") {
+    responder.Respond(JsonBody(200, impl_->ResourceListJson("", "v1")));
+    return true;
+  }
+  if (path == "/apis") {
+    if (!aggregated_version.empty()) {
+      respond_aggregated(false);
+      return true;
+    }
+    json groups = json::array();
+    for (const auto& g : impl_->registry_.Groups()) {
+      if (!g.empty()) groups.push_back(impl_->GroupJson(g));
+    }
+    json j = {{"kind", "APIGroupList"}, {"apiVersion", "v1"}, {"groups", groups}};
+    responder.Respond(JsonBody(200, j.dump()));
+    return true;
+  }
+  if (absl::StartsWith(path, "/apis/")) {
+    std::vector<std::string> parts = absl::StrSplit(path.substr(6), '/');
+    if (parts.size() == 1) {
+      for (const auto& g : impl_->registry_.Groups()) {
+        if (g == parts[0] && !g.empty()) {
+          json j = impl_->GroupJson(g);
+          j["kind"] = "APIGroup";
+          j["apiVersion"] = "v1";
+          responder.Respond(JsonBody(200, j.dump()));
+          return true;
+        }
+      }
+    } else if (parts.size() == 2 && !impl_->registry_.InGroupVersion(parts[0], parts[1]).empty()) {
+      responder.Respond(JsonBody(200, impl_->ResourceListJson(parts[0], parts[1])));
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace kelpie::apiserver

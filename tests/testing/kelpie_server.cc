@@ -1,0 +1,71 @@
+#include "tests/testing/kelpie_server.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "orchestrator/client/kubeconfig.h"
+#include "tests/testing/test_env.h"
+
+namespace kelpie::testing {
+
+using namespace std::chrono_literals;
+
+absl::StatusOr<std::unique_ptr<KelpieServer>> KelpieServer::Start(const std::string& data_dir, int port,
+                                                                  const std::string& log_file,
+                                                                  std::vector<std::string> extra_args) {
+  std::unique_ptr<KelpieServer> s(new KelpieServer());
+  s->kubeconfig_ = data_dir + "/kubeconfig.yaml";
+  s->log_file_ = log_file;
+  s->port_ = port;
+  std::vector<std::string> argv = {KelpieBinary(), "server", "--data-dir", data_dir, "--secure-port",
+                                   std::to_string(port), "--bind-address", "127.0.0.1"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  ChildProcess::Options o;
+  o.stdout_path = log_file;
+  auto child = ChildProcess::Start(argv, o);
+  if (!child.ok()) return child.status();
+  s->process_.emplace(std::move(*child));
+  for (int i = 0; i < 500; ++i) {
+    if (PathExists(s->kubeconfig_)) {
+      auto client = s->AdminClient();
+      if (client.ok()) {
+        auto r = (*client)->Do({.method = "GET", .target = "/readyz"});
+        if (r.ok() && r->status == 200) return s;
+      }
+    }
+    if (!s->process_->running()) {
+      return absl::InternalError(absl::StrCat("kelpie server exited:\n", s->Log()));
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return absl::DeadlineExceededError(absl::StrCat("kelpie server did not become ready:\n", s->Log()));
+}
+
+std::string KelpieServer::Log() const { return ReadFileToString(log_file_).value_or(""); }
+
+absl::StatusOr<std::unique_ptr<http::HttpClient>> KelpieServer::AdminClient() const {
+  auto kc = client::LoadKubeconfig(kubeconfig_);
+  if (!kc.ok()) return kc.status();
+  return http::HttpClient::Create(client::ClientOptionsFromKubeconfig(*kc));
+}
+
+SubprocessResult KelpieServer::Kubectl(const std::vector<std::string>& args,
+                                       const std::string& kubeconfig_override,
+                                       const std::optional<std::string>& stdin_text) const {
+  std::vector<std::string> argv = {"kubectl", "--kubeconfig",
+                                   kubeconfig_override.empty() ? kubeconfig_ : kubeconfig_override};
+  argv.insert(argv.end(), args.begin(), args.end());
+  SubprocessOptions o;
+  o.timeout = 60s;
+  o.stdin_text = stdin_text;
+  auto r = RunSubprocess(argv, o);
+  if (!r.ok()) {
+    SubprocessResult failed;
+    failed.stderr_text = std::string(r.status().message());
+    return failed;
+  }
+  return *r;
+}
+
+}  // namespace kelpie::testing
