@@ -216,9 +216,20 @@ class DamagedDatabaseTest : public EmbeddedStoreTest {
   void SetUp() override {
     auto store = OpenOrDie(Options());
     ASSERT_NE(store, nullptr);
+    std::mutex mu;
+    std::condition_variable cv;
+    int done = 0;
     for (int i = 0; i < 2000; ++i) {
-      ASSERT_TRUE(store->Put(absl::StrCat("/data/", i), std::string(1024, 'd')).ok());
+      store->PutAsync(absl::StrCat("/data/", i), std::string(1024, 'd'), 0,
+                      [&](absl::StatusOr<WriteResult> r) {
+                        EXPECT_TRUE(r.ok()) << r.status();
+                        std::lock_guard lock(mu);
+                        ++done;
+                        cv.notify_all();
+                      });
     }
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return done == 2000; });
   }
   void ExpectOpenFailsNamingTheFile() {
     auto store = EmbeddedStore::Open(Options());
