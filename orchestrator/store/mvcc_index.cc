@@ -154,12 +154,12 @@ void MvccIndex::Detach(int64_t lease, const std::string& key) {
   if (it->second.empty()) lease_keys_.erase(it);
 }
 
-TxnResult MvccIndex::ApplyTxn(const TxnRequest& request, std::vector<LoggedWrite>* log,
+TxnResult MvccIndex::ApplyTxn(TxnRequest& request, std::vector<LoggedWrite>* log,
                               std::vector<Event>* events) {
   TxnResult result;
   result.succeeded = std::all_of(request.compares.begin(), request.compares.end(),
                                  [this](const Compare& c) { return Holds(c); });
-  const std::vector<Op>& ops = result.succeeded ? request.success : request.failure;
+  std::vector<Op>& ops = result.succeeded ? request.success : request.failure;
   bool writes = std::any_of(ops.begin(), ops.end(), [this](const Op& op) {
     return op.type == Op::Type::kPut || (op.type == Op::Type::kDelete && HeadOf(op.key));
   });
@@ -167,7 +167,7 @@ TxnResult MvccIndex::ApplyTxn(const TxnRequest& request, std::vector<LoggedWrite
   result.revision = revision;
   std::unique_lock lock(mu_, std::defer_lock);
   if (writes) lock.lock();  // readers skip head revisions, but the map itself changes
-  for (const Op& op : ops) {
+  for (Op& op : ops) {
     OpResult out;
     const KeyRevision* head = HeadOf(op.key);
     if (op.type == Op::Type::kGet) {
@@ -182,7 +182,7 @@ TxnResult MvccIndex::ApplyTxn(const TxnRequest& request, std::vector<LoggedWrite
       rev.create_revision = head ? head->create_revision : revision;
       rev.version = head ? head->version + 1 : 1;
       rev.lease = op.lease;
-      rev.value = std::make_shared<const std::string>(op.value);
+      rev.value = std::make_shared<const std::string>(std::move(op.value));
       if (head) Detach(head->lease, op.key);
       Attach(op.lease, op.key);
       out.kv = ToKeyValue(op.key, rev);

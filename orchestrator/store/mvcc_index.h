@@ -51,8 +51,9 @@ class MvccIndex {
   // --- the single writer ---
   int64_t head_revision() const { return head_; }
   // Evaluates `request` against the head and, if it writes, applies it as
-  // revision head+1. Appends the rows to log and the events to `events`.
-  TxnResult ApplyTxn(const TxnRequest& request, std::vector<LoggedWrite>* log,
+  // revision head+1 (taking the values out of `request`, which is not
+  // used again). Appends the rows to log and the events to `events`.
+  TxnResult ApplyTxn(TxnRequest& request, std::vector<LoggedWrite>* log,
                      std::vector<Event>* events);
   // Keys currently attached to `lease` at the head.
   std::vector<std::string> KeysWithLease(int64_t lease) const;
