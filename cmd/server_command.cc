@@ -5,6 +5,7 @@
 #include <csignal>
 #include <iostream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "cmd/commands.h"
 #include "common/config.h"
@@ -17,6 +18,7 @@
 #include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/api_server.h"
 #include "orchestrator/apiserver/resource_api.h"
+#include "orchestrator/apiserver/service_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
 #include "orchestrator/pki/cluster_pki.h"
 #include "orchestrator/store/store.h"
@@ -32,6 +34,7 @@ struct ServerFlags {
   std::string advertise_address = "127.0.0.1";
   std::vector<std::string> tls_sans;
   std::string service_cidr = "10.43.0.0/16";
+  std::string service_node_port_range = "30000-32767";
   std::string write_kubeconfig;  // default: <data-dir>/kubeconfig.yaml
   std::string write_kubeconfig_mode = "0600";
   std::string log_format = "text";
@@ -53,6 +56,19 @@ int RunServer(const ServerFlags& f) {
   if (!service_cidr.ok()) {
     spdlog::error("--service-cidr: {}", service_cidr.status().message());
     return 2;
+  }
+  apiserver::NodePortRange node_ports;
+  {
+    auto dash = f.service_node_port_range.find('-');
+    bool ok = dash != std::string::npos &&
+              absl::SimpleAtoi(f.service_node_port_range.substr(0, dash), &node_ports.first) &&
+              absl::SimpleAtoi(f.service_node_port_range.substr(dash + 1), &node_ports.last) &&
+              node_ports.first >= 1 && node_ports.last <= 65535 && node_ports.first <= node_ports.last;
+    if (!ok) {
+      spdlog::error("--service-node-port-range: \"{}\" is not a port range such as 30000-32767",
+                    f.service_node_port_range);
+      return 2;
+    }
   }
   unsigned long mode = 0;
   try {
@@ -108,7 +124,10 @@ int RunServer(const ServerFlags& f) {
   ao.tls.certificate_file = cluster_pki->serving_certificate_file;
   ao.tls.private_key_file = cluster_pki->serving_key_file;
   ao.tls.client_ca_file = cluster_pki->ca_certificate_file;
-  apiserver::ResourceApi resources(*state_store, api::ResourceRegistry::Builtin());
+  std::map<std::string, std::shared_ptr<apiserver::ResourceStrategy>> strategies;
+  strategies["Service"] = std::make_shared<apiserver::ServiceStrategy>(
+      *state_store, *service_cidr, node_ports);
+  apiserver::ResourceApi resources(*state_store, api::ResourceRegistry::Builtin(), strategies);
   if (absl::Status st = resources.EnsureDefaultNamespaces(); !st.ok()) {
     spdlog::error("creating the default namespaces: {}", st.message());
     return 1;
@@ -135,6 +154,14 @@ int RunServer(const ServerFlags& f) {
     spdlog::error("writing kubeconfig: {}", st.message());
     api.Shutdown(std::chrono::milliseconds(0));
     return 1;
+  }
+  if (net::ParseIpv4(f.advertise_address).ok()) {
+    absl::Status st = resources.EnsureKubernetesService(*service_cidr->AddressAt(1), f.advertise_address, api.port());
+    if (!st.ok()) {
+      spdlog::error("creating the kubernetes Service: {}", st.message());
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 1;
+    }
   }
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
@@ -176,6 +203,9 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   app->add_option("--service-cidr", f->service_cidr,
                   "IPv4 range for Service cluster IPs; its first address is the `kubernetes` "
                   "Service and goes into the serving certificate")
+      ->capture_default_str();
+  app->add_option("--service-node-port-range", f->service_node_port_range,
+                  "Port range reserved for NodePort Services (FIRST-LAST)")
       ->capture_default_str();
   app->add_option("--write-kubeconfig", f->write_kubeconfig,
                   "Where to write the admin kubeconfig (default <data-dir>/kubeconfig.yaml)");

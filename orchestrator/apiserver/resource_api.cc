@@ -20,6 +20,7 @@
 #include "orchestrator/api/object_meta.h"
 #include "orchestrator/api/selector.h"
 #include "orchestrator/api/strategic_merge_patch.h"
+#include "orchestrator/apiserver/resource_strategy.h"
 
 namespace kelpie::apiserver {
 namespace {
@@ -180,10 +181,36 @@ void RespondError(http::HttpResponder& responder, const ApiError& error) {
 
 class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl> {
  public:
-  Impl(store::Store& store, const api::ResourceRegistry& registry) : store_(store), registry_(registry) {}
+  Impl(store::Store& store, const api::ResourceRegistry& registry,
+       std::map<std::string, std::shared_ptr<ResourceStrategy>> strategies)
+      : store_(store), registry_(registry), strategies_(std::move(strategies)) {}
 
   store::Store& store_;
   const api::ResourceRegistry& registry_;
+  std::map<std::string, std::shared_ptr<ResourceStrategy>> strategies_;
+
+  ResourceStrategy* StrategyFor(const ResourceType& t) const {
+    auto it = strategies_.find(t.kind);
+    return it == strategies_.end() ? nullptr : it->second.get();
+  }
+
+  // One write of an object plus its strategy's side records. `guard` is the
+  // object's own compare (absent for create, mod revision for update and
+  // delete). Calls `done` with the transaction result.
+  void WriteObject(const std::string& key, std::optional<std::string> value, store::Compare guard,
+                   WriteExtras extras, store::Callback<store::TxnResult> done) {
+    store::TxnRequest txn;
+    txn.compares.push_back(std::move(guard));
+    for (auto& c : extras.compares) txn.compares.push_back(std::move(c));
+    if (value) {
+      txn.success.push_back(store::Op::Put(key, std::move(*value)));
+    } else {
+      txn.success.push_back(store::Op::Delete(key));
+    }
+    for (auto& op : extras.ops) txn.success.push_back(std::move(op));
+    txn.failure.push_back(store::Op::Get(key));
+    store_.TxnAsync(std::move(txn), std::move(done));
+  }
 
   std::string KeyPrefix(const ResourceType& t, const std::string& ns) const {
     return t.namespaced && !ns.empty() ? absl::StrCat(t.StoragePrefix(), ns, "/") : t.StoragePrefix();
@@ -639,6 +666,12 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     bool generate = meta.value("name", "").empty();
     if (DryRun(q)) {
       if (generate) meta["name"] = meta["generateName"].get<std::string>() + api::RandomNameSuffix();
+      if (ResourceStrategy* strategy = StrategyFor(t)) {
+        // Shows the defaults; allocations are not reserved by a dry run.
+        WriteExtras ignored;
+        ApiError e;
+        if (!strategy->PrepareCreate(obj, &ignored, &e).ok()) return RespondError(*resp, e);
+      }
       return resp->Respond(JsonBody(201, obj.dump()));
     }
     CreateWithRetries(t, std::move(obj), generate, kMaxGenerateNameAttempts, std::move(resp));
@@ -650,20 +683,38 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (generate) meta["name"] = meta["generateName"].get<std::string>() + api::RandomNameSuffix();
     std::string name = meta["name"];
     std::string key = Key(t, meta.value("namespace", ""), name);
-    std::string value = obj.dump();
+    WriteExtras extras;
+    if (ResourceStrategy* strategy = StrategyFor(t)) {
+      json prepared = obj;
+      ApiError e;
+      if (!strategy->PrepareCreate(prepared, &extras, &e).ok()) return RespondError(*resp, e);
+      obj = std::move(prepared);
+    }
+    bool has_extras = !extras.compares.empty();
     auto self = shared_from_this();
     const ResourceType* type = &t;
-    store_.CreateAsync(key, std::move(value), 0,
-                       [self, type, obj = std::move(obj), generate, attempts_left, resp,
-                        name](absl::StatusOr<store::WriteResult> r) mutable {
-                         if (!r.ok()) {
-                           if (generate && r.status().code() == absl::StatusCode::kAlreadyExists && attempts_left > 1) {
-                             return self->CreateWithRetries(*type, std::move(obj), true, attempts_left - 1, resp);
-                           }
-                           return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
-                         }
-                         resp->Respond(JsonBody(201, api::WithResourceVersion(r->kv->value_view(), r->kv->mod_revision)));
-                       });
+    std::string value = obj.dump();
+    WriteObject(key, value, {key, store::Compare::Target::kCreateRevision, store::Compare::Result::kEqual, 0},
+                std::move(extras),
+                [self, type, obj = std::move(obj), generate, attempts_left, resp, name, has_extras,
+                 value](absl::StatusOr<store::TxnResult> r) mutable {
+                  if (!r.ok()) {
+                    return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
+                  }
+                  if (!r->succeeded) {
+                    bool exists = !r->results.empty() && r->results[0].kv.has_value();
+                    // Retry on a generated name collision, or when a side
+                    // record (an allocation) was taken concurrently.
+                    if (((generate && exists) || (!exists && has_extras)) && attempts_left > 1) {
+                      if (!generate) obj["metadata"]["name"] = name;
+                      return self->CreateWithRetries(*type, std::move(obj), generate, attempts_left - 1, resp);
+                    }
+                    if (exists) return RespondError(*resp, api::AlreadyExists(type->group, type->plural, name));
+                    return RespondError(*resp, api::Conflict(type->group, type->plural, name,
+                                                             "a resource it needs was allocated concurrently; retry"));
+                  }
+                  resp->Respond(JsonBody(201, api::WithResourceVersion(value, r->revision)));
+                });
   }
 
   // Applies `mutate` to the stored object and writes the result with a
@@ -699,32 +750,45 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (!causes.empty()) return RespondError(*resp, api::Invalid(t.group, t.kind, name, std::move(causes)));
 
     bool finalized = meta.contains("deletionTimestamp") &&
-                     (!meta.contains("finalizers") || meta["finalizers"].empty());
+                     (!meta.contains("finalizers") || meta["finalizers"].empty()) &&
+                     !(t.kind == "Namespace" && next->contains("spec") && (*next)["spec"].contains("finalizers") &&
+                       !(*next)["spec"]["finalizers"].empty());
+    WriteExtras extras;
+    if (ResourceStrategy* strategy = StrategyFor(t)) {
+      ApiError e;
+      if (finalized) {
+        strategy->PrepareDelete(current, &extras);
+      } else if (!strategy->PrepareUpdate(current, *next, &extras, &e).ok()) {
+        return RespondError(*resp, e);
+      }
+    }
     if (dry_run) {
       meta["resourceVersion"] = std::to_string(kv->mod_revision);
       return resp->Respond(JsonBody(success_code, next->dump()));
     }
     auto self = shared_from_this();
     const ResourceType* type = &t;
+    std::string value = next->dump();
     auto on_done = [self, type, ns, name, retry_on_conflict, attempts_left, mutate, resp, success_code,
-                    finalized, last = *next](absl::StatusOr<store::WriteResult> r) mutable {
-      if (!r.ok()) {
-        if (r.status().code() == absl::StatusCode::kFailedPrecondition && retry_on_conflict && attempts_left > 1) {
+                    value](absl::StatusOr<store::TxnResult> r) mutable {
+      if (!r.ok()) return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
+      if (!r->succeeded) {
+        bool gone = r->results.empty() || !r->results[0].kv.has_value();
+        if (gone) return RespondError(*resp, api::NotFound(type->group, type->plural, name));
+        if (retry_on_conflict && attempts_left > 1) {
           return self->Mutate(*type, ns, name, false, true, attempts_left - 1, std::move(mutate), resp, success_code);
         }
-        return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
+        return RespondError(*resp, api::Conflict(type->group, type->plural, name,
+                                                 "the object has been modified; please apply your changes to the "
+                                                 "latest version and try again"));
       }
-      if (finalized) {
-        // The last finalizer is gone from a deleting object: it is deleted.
-        return resp->Respond(JsonBody(success_code, api::WithResourceVersion(last.dump(), r->revision)));
-      }
-      resp->Respond(JsonBody(success_code, api::WithResourceVersion(r->kv->value_view(), r->kv->mod_revision)));
+      resp->Respond(JsonBody(success_code, api::WithResourceVersion(value, r->revision)));
     };
-    if (finalized) {
-      store_.DeleteAsync(key, kv->mod_revision, std::move(on_done));
-    } else {
-      store_.UpdateAsync(key, next->dump(), kv->mod_revision, 0, std::move(on_done));
-    }
+    store::Compare guard{key, store::Compare::Target::kModRevision, store::Compare::Result::kEqual, kv->mod_revision};
+    // An object whose last finalizer is gone while it is being deleted is
+    // deleted.
+    WriteObject(key, finalized ? std::nullopt : std::optional<std::string>(value), std::move(guard),
+                std::move(extras), std::move(on_done));
   }
 
   bool HasStatusSubresource(const ResourceType& t) const {
@@ -941,10 +1005,18 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     }
     if (dry_run) return resp->Respond(JsonBody(200, api::WithResourceVersion(kv->value_view(), kv->mod_revision)));
     std::string last = std::string(kv->value_view());
-    store_.DeleteAsync(key, kv->mod_revision, [type, resp, last, name = info.name](absl::StatusOr<store::WriteResult> r) {
-      if (!r.ok()) return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
-      resp->Respond(JsonBody(200, api::WithResourceVersion(last, r->revision)));
-    });
+    WriteExtras extras;
+    if (ResourceStrategy* strategy = StrategyFor(t)) strategy->PrepareDelete(current, &extras);
+    WriteObject(key, std::nullopt,
+                {key, store::Compare::Target::kModRevision, store::Compare::Result::kEqual, kv->mod_revision},
+                std::move(extras), [type, resp, last, name = info.name](absl::StatusOr<store::TxnResult> r) {
+                  if (!r.ok()) return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
+                  if (!r->succeeded) {
+                    return RespondError(*resp, api::Conflict(type->group, type->plural, name,
+                                                             "the object has been modified; retry the deletion"));
+                  }
+                  resp->Respond(JsonBody(200, api::WithResourceVersion(last, r->revision)));
+                });
   }
 
   void DeleteCollection(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req,
@@ -973,7 +1045,14 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
           st = store_.Update(kv.key, obj.dump(), kv.mod_revision).status();
         }
       } else {
-        st = store_.Delete(kv.key, kv.mod_revision).status();
+        WriteExtras extras;
+        if (ResourceStrategy* strategy = StrategyFor(t)) strategy->PrepareDelete(obj, &extras);
+        store::TxnRequest txn;
+        txn.compares.push_back({kv.key, store::Compare::Target::kModRevision, store::Compare::Result::kEqual, kv.mod_revision});
+        txn.success.push_back(store::Op::Delete(kv.key));
+        for (auto& op : extras.ops) txn.success.push_back(std::move(op));
+        auto r = store_.Txn(std::move(txn));
+        st = !r.ok() ? r.status() : (r->succeeded ? absl::OkStatus() : absl::AbortedError("changed"));
       }
       // An object changed or deleted concurrently is left to its writer.
       if (st.ok()) ++deleted;
@@ -1067,8 +1146,60 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   Timers timers_;
 };
 
-ResourceApi::ResourceApi(store::Store& store, const api::ResourceRegistry& registry)
-    : impl_(std::make_shared<Impl>(store, registry)) {}
+ResourceApi::ResourceApi(store::Store& store, const api::ResourceRegistry& registry,
+                         std::map<std::string, std::shared_ptr<ResourceStrategy>> strategies)
+    : impl_(std::make_shared<Impl>(store, registry, std::move(strategies))) {}
+
+absl::Status ResourceApi::EnsureKubernetesService(const std::string& cluster_ip, const std::string& advertise_ip,
+                                                  int port) {
+  const ResourceType* services = impl_->registry_.Find("", "v1", "services");
+  std::string key = "/registry/services/default/kubernetes";
+  if (!impl_->store_.Get(key).ok()) {
+    json svc = {{"apiVersion", "v1"},
+                {"kind", "Service"},
+                {"metadata",
+                 {{"name", "kubernetes"},
+                  {"namespace", "default"},
+                  {"uid", api::NewUid()},
+                  {"creationTimestamp", api::NowRfc3339()},
+                  {"labels", {{"component", "apiserver"}, {"provider", "kubernetes"}}}}},
+                {"spec",
+                 {{"type", "ClusterIP"},
+                  {"ports", json::array({{{"name", "https"}, {"port", 443}, {"protocol", "TCP"}, {"targetPort", port}}})}}}};
+    WriteExtras extras;
+    if (ResourceStrategy* strategy = impl_->StrategyFor(*services)) {
+      ApiError e;
+      svc["spec"]["clusterIP"] = cluster_ip;
+      if (!strategy->PrepareCreate(svc, &extras, &e).ok()) return absl::InternalError(e.message);
+    }
+    store::TxnRequest txn;
+    txn.compares.push_back({key, store::Compare::Target::kCreateRevision, store::Compare::Result::kEqual, 0});
+    for (auto& c : extras.compares) txn.compares.push_back(std::move(c));
+    txn.success.push_back(store::Op::Put(key, svc.dump()));
+    for (auto& op : extras.ops) txn.success.push_back(std::move(op));
+    auto r = impl_->store_.Txn(std::move(txn));
+    if (!r.ok()) return r.status();
+  }
+  json endpoints = {{"apiVersion", "v1"},
+                    {"kind", "Endpoints"},
+                    {"metadata",
+                     {{"name", "kubernetes"},
+                      {"namespace", "default"},
+                      {"uid", api::NewUid()},
+                      {"creationTimestamp", api::NowRfc3339()},
+                      {"labels", {{"endpointslice.kubernetes.io/skip-mirror", "true"}}}}},
+                    {"subsets", json::array({{{"addresses", json::array({{{"ip", advertise_ip}}})},
+                                              {"ports", json::array({{{"name", "https"}, {"port", port}, {"protocol", "TCP"}}})}}})}};
+  std::string ep_key = "/registry/endpoints/default/kubernetes";
+  auto existing = impl_->store_.Get(ep_key);
+  if (existing.ok()) {
+    json cur = json::parse(existing->value_view(), nullptr, false);
+    if (!cur.is_discarded() && cur.value("subsets", json()) == endpoints["subsets"]) return absl::OkStatus();
+    if (!cur.is_discarded()) endpoints["metadata"] = cur["metadata"];
+    return impl_->store_.Update(ep_key, endpoints.dump(), existing->mod_revision).status();
+  }
+  return impl_->store_.Create(ep_key, endpoints.dump()).status();
+}
 
 absl::Status ResourceApi::EnsureDefaultNamespaces() {
   for (const char* ns : {"default", "kube-system", "kube-public", "kube-node-lease"}) {

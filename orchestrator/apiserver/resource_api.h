@@ -6,6 +6,7 @@
 // subresource, dryRun, and discovery documents.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -17,13 +18,22 @@
 
 namespace kelpie::apiserver {
 
+class ResourceStrategy;
+
 class ResourceApi {
  public:
-  ResourceApi(store::Store& store, const api::ResourceRegistry& registry);
+  // `strategies` maps a kind ("Service") to its per-kind behaviour.
+  ResourceApi(store::Store& store, const api::ResourceRegistry& registry,
+              std::map<std::string, std::shared_ptr<ResourceStrategy>> strategies = {});
 
   // Creates default, kube-system, kube-public and kube-node-lease when
   // missing.
   absl::Status EnsureDefaultNamespaces();
+
+  // Creates the `kubernetes` Service in `default` with `cluster_ip` (the
+  // first address of the service range) when missing, and keeps its
+  // Endpoints pointing at the API server's advertised address.
+  absl::Status EnsureKubernetesService(const std::string& cluster_ip, const std::string& advertise_ip, int port);
 
   // Serves a parsed resource request; the caller authenticated and
   // authorized it.
