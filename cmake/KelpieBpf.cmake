@@ -67,6 +67,8 @@ function(kelpie_bpf_object name source)
   add_library(bpf_${name} INTERFACE)
   add_dependencies(bpf_${name} bpf_${name}_gen)
   target_include_directories(bpf_${name} SYSTEM INTERFACE ${KELPIE_BPF_GEN_DIR})
+  # The ABI headers shared with C++: #include "kelpie/<family>_abi.h".
+  target_include_directories(bpf_${name} INTERFACE ${PROJECT_SOURCE_DIR}/bpf/include)
   target_link_libraries(bpf_${name} INTERFACE PkgConfig::LIBBPF)
   set(KELPIE_BPF_OBJECT_${name} ${obj} PARENT_SCOPE)
   set_property(GLOBAL APPEND PROPERTY KELPIE_BPF_OBJECTS "${name}=${obj}")
