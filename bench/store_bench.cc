@@ -120,7 +120,10 @@ class RawEtcdTarget : public Target {
     call->request.set_key(std::move(key));
     call->request.set_value(std::move(value));
     kv_->async()->Put(&call->context, &call->request, &call->response,
-                      [call, done = std::move(done)](grpc::Status s) {
+                      [call, done = std::move(done)](grpc::Status s) mutable {
+                        // Release the ClientContext before reporting, so the
+                        // channel outlives every call state.
+                        call.reset();
                         if (!s.ok()) std::cerr << "put: " << s.error_message() << "\n";
                         done(s.ok());
                       });

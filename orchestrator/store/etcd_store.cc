@@ -210,15 +210,19 @@ class EtcdStoreImpl {
     call->context->set_deadline(std::chrono::system_clock::now() + options_.request_timeout);
     call->response.Clear();
     AsyncCall<Request, Response>* raw = call.get();
-    raw->issue(endpoints_[raw->endpoint], raw, [this, call](grpc::Status status) {
+    raw->issue(endpoints_[raw->endpoint], raw, [this, call](grpc::Status status) mutable {
+      // Owns the call from here on, so its ClientContext is gone before
+      // the store may be destroyed (which waits for in_flight_ to reach 0).
+      std::shared_ptr<AsyncCall<Request, Response>> owned = std::move(call);
       if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-          ++call->attempts < endpoints_.size()) {
-        call->endpoint = (call->endpoint + 1) % endpoints_.size();
-        current_.store(call->endpoint);
-        StartAsync(call);
+          ++owned->attempts < endpoints_.size()) {
+        owned->endpoint = (owned->endpoint + 1) % endpoints_.size();
+        current_.store(owned->endpoint);
+        StartAsync(std::move(owned));
         return;
       }
-      call->finish(FromGrpc(status, endpoints_[call->endpoint].address), call->response);
+      owned->finish(FromGrpc(status, endpoints_[owned->endpoint].address), owned->response);
+      owned.reset();
       std::lock_guard lock(mu_);
       if (--in_flight_ == 0) cv_.notify_all();
     });
