@@ -131,7 +131,7 @@ struct TxnResult {
   std::vector<OpResult> results;  // one per op of the branch that ran
 };
 
-// Result of the single-key helpers (Create/Update/Put/Delete).
+// Result of the single-key conveniences (Create/Update/Put/Delete).
 struct WriteResult {
   int64_t revision = 0;
   std::optional<KeyValue> kv;       // the key after the write (unset after a delete)

@@ -63,7 +63,7 @@ TEST(StoreCrashTest, AcknowledgedWritesSurviveSigkill) {
   kelpie::testing::TempDir dir;
   const std::string data_dir = dir.File("store");
   const std::string ack_file = dir.File("acks");
-  const std::string helper = STORE_CRASH_WRITER;
+  const std::string writer_binary = STORE_CRASH_WRITER;
   std::mt19937 random(std::random_device{}());
   std::uniform_int_distribution<int> delay_ms(50, 700);
 
@@ -75,7 +75,7 @@ TEST(StoreCrashTest, AcknowledgedWritesSurviveSigkill) {
     std::remove(ack_file.c_str());
     ChildProcess::Options options;
     options.stdout_path = dir.File("writer.log");
-    auto child = ChildProcess::Start({helper, data_dir, ack_file}, options);
+    auto child = ChildProcess::Start({writer_binary, data_dir, ack_file}, options);
     ASSERT_TRUE(child.ok()) << child.status();
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));
     ASSERT_TRUE(child->running()) << "the writer exited early; see its log";

@@ -1,4 +1,4 @@
-// Test helper for store_crash_test: writes to an embedded store as fast as
+// The child process of store_crash_test: writes to an embedded store as fast as
 // it can from many concurrent writers and appends one line per
 // acknowledged write to a file, until it is killed.
 //
