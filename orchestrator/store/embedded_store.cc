@@ -17,6 +17,7 @@ struct EmbeddedStore::WriteRequest {
   Kind kind = Kind::kTxn;
   TxnRequest txn;
   int64_t argument = 0;  // lease ttl (grant), lease id (revoke), revision (compact)
+  size_t bytes = 0;      // keys and values carried
   Callback<TxnResult> txn_done;
   Callback<int64_t> done;  // non-txn kinds: lease id / revision
 };
@@ -25,6 +26,8 @@ namespace {
 
 // Bounds one group commit so a burst cannot build a transaction of unbounded size.
 constexpr size_t kMaxRequestsPerCommit = 8192;
+// Bounds the bytes of one group commit (a burst of large objects).
+constexpr size_t kMaxBytesPerCommit = 64 << 20;
 // Bounds the compaction deletes riding along with one group commit.
 constexpr size_t kMaxDroppedRowsPerCommit = 20000;
 
@@ -132,6 +135,9 @@ void EmbeddedStore::TxnAsync(TxnRequest request, Callback<TxnResult> done) {
   }
   WriteRequest w;
   w.kind = WriteRequest::Kind::kTxn;
+  for (const std::vector<Op>* ops : {&request.success, &request.failure}) {
+    for (const Op& op : *ops) w.bytes += op.key.size() + op.value.size();
+  }
   w.txn = std::move(request);
   w.txn_done = std::move(done);
   Enqueue(std::move(w));
@@ -211,7 +217,10 @@ void EmbeddedStore::WriterLoop() {
       std::unique_lock lock(queue_mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || compacting_; });
       if (stopping_ && queue_.empty()) return;
-      while (!queue_.empty() && batch.size() < kMaxRequestsPerCommit) {
+      size_t bytes = 0;
+      while (!queue_.empty() && batch.size() < kMaxRequestsPerCommit &&
+             (batch.empty() || bytes + queue_.front().bytes <= kMaxBytesPerCommit)) {
+        bytes += queue_.front().bytes;
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }

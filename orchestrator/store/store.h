@@ -210,7 +210,10 @@ class Store {
 
   // The primitive every write goes through. `done` runs once, on a
   // backend-owned thread, after the write is durable (or failed); it must
-  // not block. Thousands of writes may be in flight without a thread each.
+  // not block, and in particular must not call the blocking write
+  // conveniences below (the embedded store runs it on its writer thread;
+  // starting more asynchronous writes from it is fine). Thousands of writes
+  // may be in flight without a thread each.
   virtual void TxnAsync(TxnRequest request, Callback<TxnResult> done) = 0;
 
   // Drops history below `revision`; later reads and watches below it fail
