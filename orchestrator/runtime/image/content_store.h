@@ -1,0 +1,58 @@
+// Blobs addressed by their sha256 digest under <root>/blobs/sha256/<hex>.
+// Every blob is hashed while it is written and only renamed into place when
+// its digest (and size, when known) match, so a stored blob is always
+// exactly the bytes its name promises. Safe for concurrent use: each write
+// goes through its own temporary file.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "orchestrator/runtime/image/byte_source.h"
+
+namespace kelpie::image {
+
+struct BlobInfo {
+  std::string digest;
+  uint64_t size = 0;
+};
+
+class ContentStore {
+ public:
+  // `root` is the image store folder; blobs live in root/blobs/sha256 and
+  // temporary files in root/tmp (same file system, so renames are atomic).
+  static absl::StatusOr<std::unique_ptr<ContentStore>> Open(const std::string& root);
+
+  // Streams `content` into the store. When `expected_digest` is not empty
+  // the content must hash to it (and have `expected_size` bytes when that is
+  // >= 0); otherwise the digest is computed and returned.
+  absl::StatusOr<BlobInfo> Write(ByteSource& content, absl::string_view expected_digest,
+                                 int64_t expected_size = -1);
+  absl::StatusOr<BlobInfo> WriteString(absl::string_view content, absl::string_view expected_digest = {});
+
+  bool Contains(absl::string_view digest) const;
+  std::string PathOf(absl::string_view digest) const;
+  absl::StatusOr<uint64_t> SizeOf(absl::string_view digest) const;
+
+  // Reads a small blob (manifest, config) whole, re-verifying its digest so
+  // damage on disk is reported instead of being parsed.
+  absl::StatusOr<std::string> ReadVerified(absl::string_view digest, uint64_t limit) const;
+  absl::StatusOr<std::unique_ptr<FileSource>> OpenBlob(absl::string_view digest) const;
+
+  absl::Status Delete(absl::string_view digest);
+  absl::StatusOr<std::vector<std::string>> List() const;
+
+  const std::string& temp_dir() const { return temp_dir_; }
+
+ private:
+  ContentStore(std::string blob_dir, std::string temp_dir)
+      : blob_dir_(std::move(blob_dir)), temp_dir_(std::move(temp_dir)) {}
+  std::string blob_dir_;
+  std::string temp_dir_;
+};
+
+}  // namespace kelpie::image
