@@ -461,14 +461,28 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       }
       r->EndStream();
     };
+    // A version older than the compacted one is 410 Gone before any stream
+    // starts (later failures arrive as ERROR events).
+    if (rv + 1 <= store_.CompactedRevision()) {
+      return RespondError(*resp, api::Gone(absl::StrCat("too old resource version: ", rv, " (",
+                                                        store_.CompactedRevision(), ")")));
+    }
+    // The stream and its initial events go out before the store watch
+    // starts: its first events (from rv + 1, replayed from history) can then
+    // only follow them.
+    resp->StartStream(200, {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache, private"}});
+    for (auto& line : initial) resp->WriteChunk(std::move(line));
     auto handle = store_.Watch(wo, std::move(consumer));
-    if (!handle.ok()) return RespondError(*resp, api::FromStoreStatus(handle.status(), t.group, t.plural, ""));
+    if (!handle.ok()) {
+      ApiError e = api::FromStoreStatus(handle.status(), t.group, t.plural, "");
+      resp->WriteChunk(absl::StrCat("{\"type\":\"ERROR\",\"object\":", e.ToJson(), "}\n"));
+      resp->EndStream();
+      return;
+    }
     {
       std::lock_guard<std::mutex> lock(state->mu);
       state->handle = std::move(*handle);
     }
-    resp->StartStream(200, {{"Content-Type", "application/json"}, {"Cache-Control", "no-cache, private"}});
-    for (auto& line : initial) resp->WriteChunk(std::move(line));
     resp->OnAbort([state] {
       std::lock_guard<std::mutex> lock(state->mu);
       if (state->handle) state->handle->Cancel();
