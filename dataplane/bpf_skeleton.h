@@ -6,7 +6,10 @@
 
 #include <bpf/libbpf.h>
 
+#include <cerrno>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "dataplane/libbpf_errors.h"
@@ -37,12 +40,14 @@ class BpfSkeleton {
     return BpfSkeleton(ops, skel);
   }
 
-  BpfSkeleton(BpfSkeleton&& other) noexcept : ops_(other.ops_), skel_(std::exchange(other.skel_, nullptr)) {}
+  BpfSkeleton(BpfSkeleton&& other) noexcept
+      : ops_(other.ops_), skel_(std::exchange(other.skel_, nullptr)), links_(std::move(other.links_)) {}
   BpfSkeleton& operator=(BpfSkeleton&& other) noexcept {
     if (this != &other) {
       Reset();
       ops_ = other.ops_;
       skel_ = std::exchange(other.skel_, nullptr);
+      links_ = std::move(other.links_);
     }
     return *this;
   }
@@ -69,6 +74,18 @@ class BpfSkeleton {
     return absl::OkStatus();
   }
 
+  // Attaches one loaded program by its section (when only some programs of
+  // the object should run); the link lives as long as this wrapper.
+  absl::Status Attach(struct bpf_program* prog) {
+    ClearLibbpfMessages();
+    struct bpf_link* link = bpf_program__attach(prog);
+    if (link == nullptr) {
+      return LibbpfError(std::string("attaching BPF program ") + bpf_program__name(prog), -errno);
+    }
+    links_.push_back(link);
+    return absl::OkStatus();
+  }
+
   // Attaches every loaded program with an auto-attachable section.
   absl::Status AttachAll() {
     ClearLibbpfMessages();
@@ -80,12 +97,16 @@ class BpfSkeleton {
  private:
   BpfSkeleton(SkeletonOps<Skel> ops, Skel* skel) : ops_(ops), skel_(skel) {}
   void Reset() {
+    // Links made by Attach() go before the programs they hold.
+    for (struct bpf_link* link : links_) bpf_link__destroy(link);
+    links_.clear();
     if (skel_ != nullptr) ops_.destroy(skel_);
     skel_ = nullptr;
   }
 
   SkeletonOps<Skel> ops_;
   Skel* skel_ = nullptr;
+  std::vector<struct bpf_link*> links_;
 };
 
 }  // namespace kelpie::dataplane

@@ -11,10 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "kelpie/probe_abi.h"
 #include "common/files.h"
 #include "common/subprocess.h"
@@ -141,7 +143,7 @@ CheckResult CheckRingBuffer() {
   (*skel)->rodata->probe_syscall_nr = SYS_getppid;
   skel->LoadOnly((*skel)->progs.probe_ringbuf);
   if (absl::Status s = skel->Load(); !s.ok()) return Missing(name, std::string(s.message()), "run as root");
-  if (absl::Status s = skel->AttachAll(); !s.ok()) return Missing(name, std::string(s.message()), "run as root");
+  if (absl::Status s = skel->Attach((*skel)->progs.probe_ringbuf); !s.ok()) return Missing(name, std::string(s.message()), "run as root");
   bool seen = false;
   std::string problem;
   auto source = dataplane::RingBufferSource::Create(bpf_map__fd((*skel)->maps.probe_events), [&](std::string_view rec) {
@@ -176,6 +178,12 @@ CheckResult CheckRunc() {
   std::string version = r.ok() ? std::string(r->stdout_text.substr(0, r->stdout_text.find('\n'))) : "";
   if (!r.ok() || !r->Succeeded()) {
     return Missing("runc", absl::StrCat(*path, " does not run"), "reinstall runc (apt-get install --reinstall runc)");
+  }
+  auto parsed = ParseRuncVersion(r->stdout_text);
+  if (!parsed || *parsed < std::make_pair(1, 1)) {
+    // Older runc handles cgroup v2 (where pod identity lives) only partially.
+    return {"runc", CheckStatus::kWarn, absl::StrCat(*path, ": ", version, " (1.1 or newer expected)"),
+            "install runc 1.1 or newer (apt-get install runc)"};
   }
   return Ok("runc", absl::StrCat(*path, ": ", version));
 }
@@ -220,10 +228,26 @@ bool HasCapability(const std::string& proc_status, int capability) {
   return false;
 }
 
+std::optional<std::pair<int, int>> ParseRuncVersion(const std::string& version_output) {
+  absl::string_view first = version_output;
+  first = first.substr(0, first.find('\n'));
+  if (!absl::ConsumePrefix(&first, "runc version ")) return std::nullopt;
+  std::vector<absl::string_view> parts = absl::StrSplit(first, absl::MaxSplits('.', 2));
+  int major = 0, minor = 0;
+  if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &major)) return std::nullopt;
+  absl::string_view minor_text = parts[1];
+  size_t digits = 0;
+  while (digits < minor_text.size() && absl::ascii_isdigit(minor_text[digits])) ++digits;
+  if (digits == 0 || !absl::SimpleAtoi(minor_text.substr(0, digits), &minor)) return std::nullopt;
+  return std::make_pair(major, minor);
+}
+
 const char* StatusName(CheckStatus status) {
   switch (status) {
     case CheckStatus::kOk:
       return "OK";
+    case CheckStatus::kWarn:
+      return "WARN";
     case CheckStatus::kMissing:
       return "MISSING";
   }

@@ -3,12 +3,15 @@
 // test mount) rather than by reading configuration.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kelpie::preflight {
 
-enum class CheckStatus { kOk, kMissing };
+// kWarn: usable, but something the user should know; does not fail the check.
+enum class CheckStatus { kOk, kWarn, kMissing };
 
 struct CheckResult {
   std::string name;
@@ -35,5 +38,8 @@ std::string FormatJson(const std::vector<CheckResult>& results);
 bool HasCapability(const std::string& proc_status, int capability);
 
 const char* StatusName(CheckStatus status);
+
+// "runc version 1.1.5+ds1" -> {1, 1}; nullopt when the text has no version.
+std::optional<std::pair<int, int>> ParseRuncVersion(const std::string& version_output);
 
 }  // namespace kelpie::preflight

@@ -29,6 +29,7 @@ TEST(KelpieCheckTest, EverythingOkAsRoot) {
   auto r = RunCheck({});
   EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
   EXPECT_EQ(r.stdout_text.find("MISSING"), std::string::npos) << r.stdout_text;
+  EXPECT_EQ(r.stdout_text.find("WARN"), std::string::npos) << r.stdout_text;
   for (const char* row : {"kernel BTF", "privileges", "bpffs", "tracefs", "cgroup v2", "BPF cgroup sock_addr",
                           "BPF cgroup skb", "BPF sched_cls (tc)", "BPF tracepoint", "BPF ring buffer", "runc",
                           "CNI plugins", "iproute2"}) {

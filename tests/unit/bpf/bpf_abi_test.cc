@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <string>
 
-#include "control/preflight/preflight.h"
 #include "kelpie/probe_abi.h"
 
 namespace kelpie {
@@ -48,33 +47,6 @@ TEST(BpfAbiTest, ProbeEventMatchesBtf) {
   KELPIE_CHECK_MEMBER(syscall_nr);
   KELPIE_CHECK_MEMBER(comm);
 #undef KELPIE_CHECK_MEMBER
-}
-
-TEST(PreflightFormatTest, CapabilitiesFromProcStatus) {
-  std::string status = "Name:\tkelpie\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
-  EXPECT_TRUE(preflight::HasCapability(status, 39));
-  EXPECT_TRUE(preflight::HasCapability(status, 12));
-  std::string none = "CapEff:\t0000000000000000\n";
-  EXPECT_FALSE(preflight::HasCapability(none, 21));
-  std::string only_net_admin = "CapEff:\t0000000000001000\n";
-  EXPECT_TRUE(preflight::HasCapability(only_net_admin, 12));
-  EXPECT_FALSE(preflight::HasCapability(only_net_admin, 21));
-  EXPECT_FALSE(preflight::HasCapability("garbage", 12));
-}
-
-TEST(PreflightFormatTest, TableNamesProblemsAndRemedies) {
-  std::vector<preflight::CheckResult> results = {
-      {"kernel", preflight::CheckStatus::kOk, "Linux 6.1", ""},
-      {"runc", preflight::CheckStatus::kMissing, "runc not found in PATH", "apt-get install runc"}};
-  std::string table = preflight::FormatTable(results);
-  EXPECT_NE(table.find("CHECK   STATUS   DETAIL"), std::string::npos) << table;
-  EXPECT_NE(table.find("runc    MISSING  runc not found in PATH"), std::string::npos) << table;
-  EXPECT_NE(table.find("  - runc: apt-get install runc"), std::string::npos) << table;
-  EXPECT_NE(table.find("1 required check(s) failed."), std::string::npos) << table;
-  EXPECT_FALSE(preflight::AllRequiredPresent(results));
-  std::string json = preflight::FormatJson(results);
-  EXPECT_NE(json.find("\"ok\": false"), std::string::npos) << json;
-  EXPECT_NE(json.find("\"status\": \"MISSING\""), std::string::npos) << json;
 }
 
 }  // namespace
