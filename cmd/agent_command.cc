@@ -25,16 +25,11 @@ struct AgentFlags {
   std::string kubeconfig;
   std::string server;  // overrides the kubeconfig's server
   int health_interval_seconds = 10;
-  std::string log_format = "text";
-  std::string log_level = "info";
+  log::Flags log;
 };
 
 int RunAgent(const AgentFlags& f) {
-  log::Options lo;
-  lo.level = f.log_level;
-  absl::Status s = log::ParseFormat(f.log_format, &lo.format);
-  if (s.ok()) s = log::Init(lo);
-  if (!s.ok()) {
+  if (absl::Status s = log::InitFromFlags(f.log); !s.ok()) {
     std::cerr << "kelpie agent: " << s.message() << "\n";
     return 2;
   }
@@ -105,12 +100,7 @@ CommandRunner RegisterAgentCommand(CLI::App& root) {
                   "How often to check the API server's /readyz")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app->add_option("--log-format", f->log_format, "Log format: text or json")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
-  app->add_option("--log-level", f->log_level,
-                  "Log level: trace, debug, info, warn, error, critical or off")
-      ->capture_default_str();
+  log::AddFlags(*app, f->log);
   return [f] { return RunAgent(*f); };
 }
 

@@ -37,18 +37,13 @@ struct ServerFlags {
   std::string service_node_port_range = "30000-32767";
   std::string write_kubeconfig;  // default: <data-dir>/kubeconfig.yaml
   std::string write_kubeconfig_mode = "0600";
-  std::string log_format = "text";
-  std::string log_level = "info";
+  log::Flags log;
   int shutdown_grace_seconds = 15;
   store::StoreOptions store;
 };
 
 int RunServer(const ServerFlags& f) {
-  log::Options lo;
-  lo.level = f.log_level;
-  absl::Status s = log::ParseFormat(f.log_format, &lo.format);
-  if (s.ok()) s = log::Init(lo);
-  if (!s.ok()) {
+  if (absl::Status s = log::InitFromFlags(f.log); !s.ok()) {
     std::cerr << "kelpie server: " << s.message() << "\n";
     return 2;
   }
@@ -216,12 +211,7 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
                   "On SIGTERM/SIGINT, how long in-flight requests may take to finish")
       ->capture_default_str();
   store::AddStoreFlags(*app, f->store);
-  app->add_option("--log-format", f->log_format, "Log format: text or json")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
-  app->add_option("--log-level", f->log_level,
-                  "Log level: trace, debug, info, warn, error, critical or off")
-      ->capture_default_str();
+  log::AddFlags(*app, f->log);
   return [f] { return RunServer(*f); };
 }
 

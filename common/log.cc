@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <ctime>
 
@@ -74,6 +75,21 @@ absl::Status ParseFormat(const std::string& name, Format* out) {
         absl::StrCat("unknown log format \"", name, "\": expected text or json"));
   }
   return absl::OkStatus();
+}
+
+void AddFlags(CLI::App& app, Flags& flags) {
+  app.add_option("--log-format", flags.format, "Log format: text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_option("--log-level", flags.level, "Log level: trace, debug, info, warn, error, critical or off")
+      ->capture_default_str();
+}
+
+absl::Status InitFromFlags(const Flags& flags) {
+  Options options;
+  options.level = flags.level;
+  if (absl::Status s = ParseFormat(flags.format, &options.format); !s.ok()) return s;
+  return Init(options);
 }
 
 absl::Status Init(const Options& options) {

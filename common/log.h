@@ -19,6 +19,10 @@ struct fmt::formatter<absl::string_view> : fmt::formatter<fmt::string_view> {
   }
 };
 
+namespace CLI {
+class App;
+}
+
 namespace kelpie::log {
 
 enum class Format { kText, kJson };
@@ -33,6 +37,15 @@ absl::Status Init(const Options& options);
 
 // Parses "text" / "json".
 absl::Status ParseFormat(const std::string& name, Format* out);
+
+// The --log-format and --log-level flags every long-running command has.
+struct Flags {
+  std::string format = "text";
+  std::string level = "info";
+};
+void AddFlags(CLI::App& app, Flags& flags);
+// Parses the flags and installs the default logger.
+absl::Status InitFromFlags(const Flags& flags);
 
 // Escapes a string for inclusion in a JSON string literal.
 std::string JsonEscape(std::string_view in);
