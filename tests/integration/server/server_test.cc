@@ -167,3 +167,43 @@ TEST(KelpieServerFlagsTest, BadFlagsAreClearErrors) {
 
 }  // namespace
 }  // namespace kelpie
+
+namespace kelpie {
+namespace {
+
+TEST_F(KelpieServerTest, AgentTracksServerReadinessAndStopsOnSigterm) {
+  ChildProcess::Options o;
+  o.stdout_path = dir_.File("agent.log");
+  auto agent = ChildProcess::Start({testing::KelpieBinary(), "agent", "--kubeconfig", kubeconfig_,
+                                    "--health-interval-seconds", "1"},
+                                   o);
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  std::string log;
+  for (int i = 0; i < 200 && log.find("is ready") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(50ms);
+    log = ReadFileToString(dir_.File("agent.log")).value_or("");
+  }
+  EXPECT_NE(log.find("is ready"), std::string::npos) << log;
+  // The server going away is noticed and reported.
+  server_->process().Signal(SIGTERM);
+  ASSERT_TRUE(server_->process().Wait(30s).has_value());
+  for (int i = 0; i < 100 && log.find("is not ready") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(50ms);
+    log = ReadFileToString(dir_.File("agent.log")).value_or("");
+  }
+  EXPECT_NE(log.find("is not ready"), std::string::npos) << log;
+  agent->Signal(SIGTERM);
+  auto status = agent->Wait(30s);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << log;
+}
+
+TEST(KelpieAgentFlagsTest, UnreadableKubeconfigIsAClearError) {
+  auto r = RunSubprocess({testing::KelpieBinary(), "agent", "--kubeconfig", "/nonexistent/kubeconfig"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_NE(r->stderr_text.find("/nonexistent/kubeconfig"), std::string::npos) << r->stderr_text;
+}
+
+}  // namespace
+}  // namespace kelpie
