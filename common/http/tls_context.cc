@@ -11,8 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/http/http_server.h"
 #include "common/status_macros.h"
+#include "common/tls/openssl_errors.h"
 
 namespace kelpie::http {
+
+using tls::OpenSslErrors;
+
 namespace {
 
 int SelectHttp11(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
@@ -44,17 +48,6 @@ absl::Status LoadPemIntoStore(SSL_CTX* ctx, const std::string& pem) {
 }
 
 }  // namespace
-
-std::string OpenSslErrors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown TLS error" : out;
-}
 
 absl::Status ConfigureServerTls(SSL_CTX* ctx, const TlsServerFiles& files) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);

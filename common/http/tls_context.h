@@ -35,7 +35,4 @@ absl::Status ConfigureClientTls(SSL_CTX* ctx, const TlsClientConfig& config);
 // The verified client certificate's subject (CN as user, O as groups).
 PeerIdentity PeerIdentityFromSsl(SSL* ssl);
 
-// The most recent OpenSSL errors as one line (and clears the error queue).
-std::string OpenSslErrors();
-
 }  // namespace kelpie::http

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "common/tls/openssl_errors.h"
 
 namespace kelpie::tls {
 namespace {
@@ -28,19 +29,8 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 
-std::string Errors() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof(buf));
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
-
 absl::Status Fail(absl::string_view what) {
-  return absl::InternalError(absl::StrCat(what, ": ", Errors()));
+  return absl::InternalError(absl::StrCat(what, ": ", OpenSslErrors()));
 }
 
 absl::StatusOr<PkeyPtr> NewKey() {
@@ -68,14 +58,14 @@ std::string ToPem(EVP_PKEY* key) {
 absl::StatusOr<X509Ptr> CertFromPem(const std::string& pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-  if (!cert) return absl::InvalidArgumentError(absl::StrCat("invalid PEM certificate: ", Errors()));
+  if (!cert) return absl::InvalidArgumentError(absl::StrCat("invalid PEM certificate: ", OpenSslErrors()));
   return cert;
 }
 
 absl::StatusOr<PkeyPtr> KeyFromPem(const std::string& pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  if (!key) return absl::InvalidArgumentError(absl::StrCat("invalid PEM private key: ", Errors()));
+  if (!key) return absl::InvalidArgumentError(absl::StrCat("invalid PEM private key: ", OpenSslErrors()));
   return key;
 }
 

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/base64.h"
 #include "common/log.h"
 #include "orchestrator/api/object_meta.h"
 #include "orchestrator/api/selector.h"
@@ -126,25 +127,6 @@ absl::StatusOr<json> DecodeBody(const http::HttpRequest& req, ApiError* error) {
   }
   *error = api::UnsupportedMediaType(type);
   return absl::InvalidArgumentError("media type");
-}
-
-std::string Base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-std::optional<std::string> Unbase64(const std::string& in) {
-  if (in.empty() || in.size() % 4 != 0) return std::nullopt;
-  std::string out(3 * in.size() / 4, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-  if (n < 0) return std::nullopt;
-  size_t pad = (in.back() == '=') + (in.size() > 1 && in[in.size() - 2] == '=');
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
 }
 
 // "5m", "3h", "2d" as kubectl shows ages.
@@ -271,7 +253,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     ro.limit = limit;
     std::string cont = Param(q, "continue");
     if (!cont.empty()) {
-      auto decoded = Unbase64(cont);
+      auto decoded = Base64Decode(cont);
       json token = decoded ? json::parse(*decoded, nullptr, false) : json();
       if (!token.is_object() || !token.contains("rv") || !token.contains("start")) {
         return RespondError(*resp, api::BadRequest("continue key is not valid: malformed token"));
@@ -335,7 +317,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                                     "List\",\"metadata\":{\"resourceVersion\":\"", revision, "\"");
     if (more) {
       json token = {{"rv", revision}, {"start", next_key.substr(prefix.size())}};
-      absl::StrAppend(&body, ",\"continue\":\"", Base64(token.dump()), "\"");
+      absl::StrAppend(&body, ",\"continue\":\"", Base64Encode(token.dump()), "\"");
       if (remaining > 0) absl::StrAppend(&body, ",\"remainingItemCount\":", remaining);
     }
     body += "},\"items\":[";
@@ -362,7 +344,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                   {"rows", json::array()}};
     if (more) {
       json token = {{"rv", revision}, {"start", next_key.substr(prefix.size())}};
-      table["metadata"]["continue"] = Base64(token.dump());
+      table["metadata"]["continue"] = Base64Encode(token.dump());
     }
     for (const auto& kv : items) {
       json obj = json::parse(kv.value_view(), nullptr, false);

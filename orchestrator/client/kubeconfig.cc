@@ -4,38 +4,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/base64.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 
 namespace kelpie::client {
 namespace {
-
-std::string Base64Encode(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3), '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
-absl::StatusOr<std::string> Base64Decode(const std::string& in) {
-  std::string compact;
-  for (char c : in) {
-    if (c != '\n' && c != '\r' && c != ' ') compact.push_back(c);
-  }
-  if (compact.size() % 4 != 0) return absl::InvalidArgumentError("invalid base64 length");
-  std::string out(3 * compact.size() / 4, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(compact.data()),
-                          static_cast<int>(compact.size()));
-  if (n < 0) return absl::InvalidArgumentError("invalid base64");
-  size_t pad = 0;
-  if (!compact.empty() && compact.back() == '=') ++pad;
-  if (compact.size() > 1 && compact[compact.size() - 2] == '=') ++pad;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
-}
 
 const YAML::Node FindNamed(const YAML::Node& list, const std::string& name) {
   if (list && list.IsSequence()) {
@@ -51,11 +25,11 @@ absl::StatusOr<std::string> ReadDataOrFile(const YAML::Node& node, const std::st
                                            const std::string& file_key, const std::string& config_path) {
   if (node[data_key]) {
     auto decoded = Base64Decode(node[data_key].as<std::string>());
-    if (!decoded.ok()) {
+    if (!decoded) {
       return absl::InvalidArgumentError(
           absl::StrCat(config_path, ": field ", data_key, " is not valid base64"));
     }
-    return decoded;
+    return *decoded;
   }
   if (node[file_key]) {
     std::string file = node[file_key].as<std::string>();
