@@ -159,8 +159,8 @@ std::string RandomNameSuffix() {
   return out;
 }
 
-std::string NowRfc3339() {
-  std::time_t t = std::time(nullptr);
+std::string NowRfc3339(int64_t offset_seconds) {
+  std::time_t t = std::time(nullptr) + offset_seconds;
   std::tm tm;
   gmtime_r(&t, &tm);
   char buf[32];

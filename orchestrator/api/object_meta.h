@@ -27,7 +27,8 @@ std::string NewUid();
 // Five characters from Kubernetes' generateName alphabet.
 std::string RandomNameSuffix();
 // Now as RFC 3339 UTC with second precision (metav1.Time).
-std::string NowRfc3339();
+// Now plus `offset_seconds` (deletion deadlines), in RFC 3339 UTC.
+std::string NowRfc3339(int64_t offset_seconds = 0);
 
 // Objects are stored without metadata.resourceVersion (the store's mod
 // revision is the version). Serving splices it back in without parsing:
