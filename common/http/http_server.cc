@@ -148,6 +148,9 @@ class Session : public std::enable_shared_from_this<Session> {
     bool last_of_response;
     std::shared_ptr<SessionResponder> accounted_to;  // chunk bytes are counted against it
     size_t payload_bytes;
+    // Written after `data` in the same gather write: a whole response's
+    // body, so large bodies are not copied behind their head.
+    std::string body = {};
   };
   std::deque<PendingWrite> writes_;
   bool writing_ = false;
@@ -394,10 +397,9 @@ void Session::Dispatch() {
 
 void Session::SendResponse(HttpResponse response) {
   if (state_ != State::kHandling) return;
-  std::string out = FormatHead(response.status, response.headers, keep_alive_,
-                               response.body.size());
-  out += response.body;
-  Enqueue(std::move(out), true);
+  std::string head = FormatHead(response.status, response.headers, keep_alive_, response.body.size());
+  writes_.push_back({std::move(head), true, nullptr, 0, std::move(response.body)});
+  WriteNext();
 }
 
 void Session::SendStreamHead(int status, HeaderList headers) {
@@ -440,10 +442,11 @@ void Session::WriteNext() {
   if (writing_ || writes_.empty() || state_ == State::kClosed) return;
   writing_ = true;
   beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(60));
-  asio::async_write(stream_, asio::buffer(writes_.front().data),
-                    [self = shared_from_this()](beast::error_code ec, size_t bytes) {
-                      self->OnWrite(ec, bytes);
-                    });
+  std::array<asio::const_buffer, 2> buffers = {asio::buffer(writes_.front().data),
+                                               asio::buffer(writes_.front().body)};
+  asio::async_write(stream_, buffers, [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+    self->OnWrite(ec, bytes);
+  });
 }
 
 void Session::OnWrite(beast::error_code ec, size_t) {

@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <cctype>
+#include <cstdio>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -169,27 +170,33 @@ std::string NowRfc3339(int64_t offset_seconds) {
 }
 
 std::string WithResourceVersion(std::string_view stored, int64_t rv) {
+  std::string out;
+  out.reserve(stored.size() + 48);
+  AppendWithResourceVersion(stored, rv, &out);
+  return out;
+}
+
+void AppendWithResourceVersion(std::string_view stored, int64_t rv, std::string* out) {
   static constexpr std::string_view kMeta = "\"metadata\":{";
   size_t pos = stored.find(kMeta);
-  std::string rv_field = absl::StrCat("\"resourceVersion\":\"", rv, "\"");
-  std::string out;
-  out.reserve(stored.size() + rv_field.size() + 1);
+  char rv_field[64];
+  int rv_len = std::snprintf(rv_field, sizeof(rv_field), "\"resourceVersion\":\"%lld\"", static_cast<long long>(rv));
+  std::string_view rv_view(rv_field, static_cast<size_t>(rv_len));
   if (pos == std::string_view::npos) {
     // No metadata object (never stored by us): add one.
     size_t brace = stored.find('{');
-    out.append(stored.substr(0, brace + 1));
-    absl::StrAppend(&out, "\"metadata\":{", rv_field, "}");
+    out->append(stored.substr(0, brace + 1));
+    out->append("\"metadata\":{").append(rv_view).append("}");
     std::string_view rest = stored.substr(brace + 1);
-    if (!rest.empty() && rest.front() != '}') out.push_back(',');
-    out.append(rest);
-    return out;
+    if (!rest.empty() && rest.front() != '}') out->push_back(',');
+    out->append(rest);
+    return;
   }
   size_t insert_at = pos + kMeta.size();
-  out.append(stored.substr(0, insert_at));
-  out.append(rv_field);
-  if (insert_at < stored.size() && stored[insert_at] != '}') out.push_back(',');
-  out.append(stored.substr(insert_at));
-  return out;
+  out->append(stored.substr(0, insert_at));
+  out->append(rv_view);
+  if (insert_at < stored.size() && stored[insert_at] != '}') out->push_back(',');
+  out->append(stored.substr(insert_at));
 }
 
 }  // namespace kelpie::api

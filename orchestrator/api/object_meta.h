@@ -34,5 +34,8 @@ std::string NowRfc3339(int64_t offset_seconds = 0);
 // revision is the version). Serving splices it back in without parsing:
 // stored JSON is written by us with "metadata" as an object member.
 std::string WithResourceVersion(std::string_view stored_json, int64_t resource_version);
+// The same, appended to `out` (lists build one body without a copy per item;
+// the caller reserves).
+void AppendWithResourceVersion(std::string_view stored_json, int64_t resource_version, std::string* out);
 
 }  // namespace kelpie::api

@@ -321,9 +321,12 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       if (remaining > 0) absl::StrAppend(&body, ",\"remainingItemCount\":", remaining);
     }
     body += "},\"items\":[";
+    size_t total = body.size() + 2;
+    for (const auto& item : items) total += item.value_view().size() + 48;
+    body.reserve(total);
     for (size_t i = 0; i < items.size(); ++i) {
       if (i) body.push_back(',');
-      body += api::WithResourceVersion(items[i].value_view(), items[i].mod_revision);
+      api::AppendWithResourceVersion(items[i].value_view(), items[i].mod_revision, &body);
     }
     body += "]}";
     resp->Respond(JsonBody(200, std::move(body)));
