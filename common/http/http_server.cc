@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/http/tls_context.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace kelpie::http {
@@ -392,7 +393,15 @@ void Session::Dispatch() {
   req.remote_address = remote_address_;
 
   responder_ = std::make_shared<SessionResponder>(shared_from_this(), stream_.get_executor());
-  server_->handler_(std::move(req), responder_);
+  // A handler's bug must cost one request, not the server: an exception
+  // escaping into the I/O loop would end the process.
+  std::shared_ptr<SessionResponder> responder = responder_;
+  try {
+    server_->handler_(std::move(req), responder);
+  } catch (const std::exception& e) {
+    spdlog::error("HTTP handler failed: {}", e.what());
+    responder->Respond(HttpResponse{500, {{"Content-Type", "text/plain"}}, "internal error\n"});
+  }
 }
 
 void Session::SendResponse(HttpResponse response) {

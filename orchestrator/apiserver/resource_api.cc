@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <thread>
@@ -56,21 +57,34 @@ std::string Param(const std::map<std::string, std::string>& q, const std::string
 
 bool IsTrue(const std::string& v) { return v == "1" || v == "true" || v == "True"; }
 
+// Bounds on decoded documents: deeper nesting than any Kubernetes object
+// has, and a node budget that stops YAML alias expansion ("billion laughs")
+// and self-referencing aliases.
+constexpr int kMaxNestingDepth = 1000;
+constexpr size_t kMaxYamlNodes = 1'000'000;
+
+struct YamlTooComplex {
+  std::string why;
+};
+
 // YAML to JSON with Kubernetes' (YAML 1.1 core-ish) scalar typing: plain
 // scalars may be null, booleans or numbers; quoted ones are strings.
-json YamlToJson(const YAML::Node& node) {
+// Throws YamlTooComplex past the bounds above.
+json YamlToJson(const YAML::Node& node, int depth, size_t* nodes) {
+  if (depth > kMaxNestingDepth) throw YamlTooComplex{"nested deeper than 1000 levels (or a recursive alias)"};
+  if (++*nodes > kMaxYamlNodes) throw YamlTooComplex{"more than 1,000,000 nodes once aliases are expanded"};
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Sequence: {
       json arr = json::array();
-      for (const auto& e : node) arr.push_back(YamlToJson(e));
+      for (const auto& e : node) arr.push_back(YamlToJson(e, depth + 1, nodes));
       return arr;
     }
     case YAML::NodeType::Map: {
       json obj = json::object();
-      for (const auto& kv : node) obj[kv.first.Scalar()] = YamlToJson(kv.second);
+      for (const auto& kv : node) obj[kv.first.Scalar()] = YamlToJson(kv.second, depth + 1, nodes);
       return obj;
     }
     case YAML::NodeType::Scalar: {
@@ -87,6 +101,22 @@ json YamlToJson(const YAML::Node& node) {
     }
   }
   return nullptr;
+}
+
+// Deepest nesting of arrays and objects, without recursion (the value may be
+// far deeper than the stack allows).
+int NestingDepth(const json& root) {
+  int deepest = 0;
+  std::vector<std::pair<const json*, int>> pending{{&root, 1}};
+  while (!pending.empty()) {
+    auto [value, depth] = pending.back();
+    pending.pop_back();
+    if (!value->is_structured()) continue;
+    deepest = std::max(deepest, depth);
+    if (deepest > kMaxNestingDepth) return deepest;
+    for (const auto& child : *value) pending.emplace_back(&child, depth + 1);
+  }
+  return deepest;
 }
 
 // Decodes a request body by its Content-Type. JSON and YAML objects only.
@@ -109,11 +139,16 @@ absl::StatusOr<json> DecodeBody(const http::HttpRequest& req, ApiError* error) {
       *error = api::BadRequest("the request body must be a JSON object");
       return absl::InvalidArgumentError("not object");
     }
+    if (NestingDepth(j) > kMaxNestingDepth) {
+      *error = api::BadRequest("the request body is nested deeper than 1000 levels");
+      return absl::InvalidArgumentError("too deep");
+    }
     return j;
   }
   if (type == "application/yaml" || type == "application/x-yaml" || type == "text/yaml") {
     try {
-      json j = YamlToJson(YAML::Load(req.body));
+      size_t nodes = 0;
+      json j = YamlToJson(YAML::Load(req.body), 0, &nodes);
       if (!j.is_object()) {
         *error = api::BadRequest("the request body must be a YAML mapping");
         return absl::InvalidArgumentError("not object");
@@ -123,6 +158,9 @@ absl::StatusOr<json> DecodeBody(const http::HttpRequest& req, ApiError* error) {
       *error = api::BadRequest(absl::StrCat("the request body is not valid YAML: line ", e.mark.line + 1,
                                             ", column ", e.mark.column + 1, ": ", e.msg));
       return absl::InvalidArgumentError("bad yaml");
+    } catch (const YamlTooComplex& e) {
+      *error = api::BadRequest(absl::StrCat("the request body is not acceptable YAML: ", e.why));
+      return absl::InvalidArgumentError("yaml too complex");
     }
   }
   *error = api::UnsupportedMediaType(type);
@@ -577,6 +615,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   // Checks apiVersion/kind of a body against the resource; fills them when
   // absent.
   static std::optional<ApiError> CheckTypeMeta(const ResourceType& t, json& obj) {
+    if (auto shape = api::NormalizeObjectShape(obj); !shape.ok()) {
+      return api::BadRequest(std::string(shape.message()));
+    }
     std::string kind = obj.value("kind", "");
     std::string api_version = obj.value("apiVersion", "");
     if (!kind.empty() && kind != t.kind) {
@@ -935,6 +976,10 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
              if (!patched.is_object() || !patched.contains("metadata") || !patched["metadata"].is_object()) {
                *e = ApiError{422, "Invalid", "the patched object has no metadata"};
                return absl::InvalidArgumentError("patch");
+             }
+             if (auto shape = api::NormalizeObjectShape(patched); !shape.ok()) {
+               *e = api::BadRequest(std::string(shape.message()));
+               return shape;
              }
              std::string rv = patched["metadata"].value("resourceVersion", "");
              if (!rv.empty() && rv != std::to_string(mod)) {
@@ -1508,17 +1553,25 @@ void ResourceApi::Serve(const RequestInfo& info, http::HttpRequest&& request,
                                       absl::StrCat("the server could not find the requested resource (",
                                                    t->plural, "/", ri.subresource, " is not served)")});
   }
-  if (ri.subresource == "binding") return impl_->Bind(*t, ri, std::move(request), std::move(responder));
-  if (ri.subresource == "scale") return impl_->Scale(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "get") return impl_->Get(*t, ri, std::move(responder));
-  if (ri.verb == "list") return impl_->List(*t, ri, request, std::move(responder));
-  if (ri.verb == "watch") return impl_->Watch(*t, ri, request, std::move(responder));
-  if (ri.verb == "create") return impl_->Create(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "update") return impl_->Update(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "patch") return impl_->Patch(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "delete") return impl_->Delete(*t, ri, request, std::move(responder));
-  if (ri.verb == "deletecollection") return impl_->DeleteCollection(*t, ri, request, std::move(responder));
-  RespondError(*responder, api::MethodNotAllowed(absl::StrCat(request.method, " is not supported")));
+  // Handlers check the shapes they read; a JSON type error that still gets
+  // through is the client's malformed input, never a reason to stop serving.
+  std::shared_ptr<http::HttpResponder> keep = responder;
+  try {
+    if (ri.subresource == "binding") return impl_->Bind(*t, ri, std::move(request), std::move(responder));
+    if (ri.subresource == "scale") return impl_->Scale(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "get") return impl_->Get(*t, ri, std::move(responder));
+    if (ri.verb == "list") return impl_->List(*t, ri, request, std::move(responder));
+    if (ri.verb == "watch") return impl_->Watch(*t, ri, request, std::move(responder));
+    if (ri.verb == "create") return impl_->Create(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "update") return impl_->Update(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "patch") return impl_->Patch(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "delete") return impl_->Delete(*t, ri, request, std::move(responder));
+    if (ri.verb == "deletecollection") return impl_->DeleteCollection(*t, ri, request, std::move(responder));
+  } catch (const nlohmann::json::exception& e) {
+    spdlog::warn("{} {}: malformed request: {}", ri.verb, info.resource, e.what());
+    return RespondError(*keep, api::BadRequest(absl::StrCat("the request is malformed: ", e.what())));
+  }
+  RespondError(*keep, api::MethodNotAllowed(absl::StrCat(request.method, " is not supported")));
 }
 
 bool ResourceApi::ServeDiscovery(const http::HttpRequest& request, http::HttpResponder& responder) {
