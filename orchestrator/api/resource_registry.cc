@@ -17,6 +17,7 @@ bool ResourceType::Serves(std::string_view subresource) const {
 SubresourceType DescribeSubresource(const ResourceType& parent, std::string_view subresource) {
   if (subresource == "scale") return {"autoscaling", "v1", "Scale", {"get", "patch", "update"}};
   if (subresource == "binding") return {"", "v1", "Binding", {"create"}};
+  if (subresource == "eviction") return {"policy", "v1", "Eviction", {"create"}};
   return {parent.group, parent.version, parent.kind, {"get", "patch", "update"}};
 }
 
@@ -26,7 +27,7 @@ const ResourceRegistry& ResourceRegistry::Builtin() {
     auto add = [&r](ResourceType t) { r.types_.push_back(std::move(t)); };
     // core/v1
     add({"", "v1", "Namespace", "namespaces", "namespace", false, {"ns"}, {}, {"status"}, true});
-    add({"", "v1", "Pod", "pods", "pod", true, {"po"}, {"all"}, {"status", "binding"}, false});
+    add({"", "v1", "Pod", "pods", "pod", true, {"po"}, {"all"}, {"status", "binding", "eviction"}, false});
     add({"", "v1", "Service", "services", "service", true, {"svc"}, {"all"}, {"status"}, true});
     add({"", "v1", "Endpoints", "endpoints", "endpoints", true, {"ep"}, {}, {}, false});
     add({"", "v1", "Node", "nodes", "node", false, {"no"}, {}, {"status"}, false});

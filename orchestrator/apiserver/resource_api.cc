@@ -1211,6 +1211,62 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     conditions.push_back(std::move(c));
   }
 
+  // ----------------------------------------------------------- eviction
+
+  // Answers an eviction with a 201 Status once the pod's deletion went
+  // through, and passes errors on unchanged.
+  class EvictionResponder : public http::HttpResponder {
+   public:
+    explicit EvictionResponder(std::shared_ptr<http::HttpResponder> inner) : inner_(std::move(inner)) {}
+    void Respond(http::HttpResponse response) override {
+      if (response.status == 200) {
+        response = JsonBody(201, json{{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
+                                      {"status", "Success"}, {"code", 201}}
+                                     .dump());
+      }
+      inner_->Respond(std::move(response));
+    }
+    void StartStream(int status, http::HeaderList headers) override { inner_->StartStream(status, std::move(headers)); }
+    bool WriteChunk(std::string data) override { return inner_->WriteChunk(std::move(data)); }
+    void EndStream() override { inner_->EndStream(); }
+    void OnAbort(std::function<void()> callback) override { inner_->OnAbort(std::move(callback)); }
+
+   private:
+    std::shared_ptr<http::HttpResponder> inner_;
+  };
+
+  // POST pods/NAME/eviction (policy/v1 Eviction): a graceful deletion with
+  // the eviction's deleteOptions, as `kubectl drain` requests it. No
+  // PodDisruptionBudget kind exists yet, so nothing refuses an eviction.
+  void Evict(const ResourceType& t, const RequestInfo& info, http::HttpRequest&& req,
+             std::shared_ptr<http::HttpResponder> resp) {
+    if (info.verb != "create") {
+      return RespondError(*resp, api::MethodNotAllowed(absl::StrCat(req.method, " is not supported on pods/eviction")));
+    }
+    ApiError err;
+    auto decoded = DecodeBody(req, &err);
+    if (!decoded.ok()) return RespondError(*resp, err);
+    const json& eviction = *decoded;
+    std::string kind = eviction.contains("kind") && eviction["kind"].is_string() ? eviction["kind"].get<std::string>()
+                                                                                 : "Eviction";
+    if (kind != "Eviction") return RespondError(*resp, api::BadRequest(absl::StrCat("expected an Eviction, got ", kind)));
+    const json meta = eviction.contains("metadata") && eviction["metadata"].is_object() ? eviction["metadata"] : json::object();
+    if (meta.contains("name") && meta["name"] != info.name) {
+      return RespondError(*resp, api::BadRequest("name in URL does not match name in Eviction object"));
+    }
+    http::HttpRequest deletion;
+    deletion.method = "DELETE";
+    deletion.headers.emplace_back("content-type", "application/json");
+    if (eviction.contains("deleteOptions") && eviction["deleteOptions"].is_object()) {
+      deletion.body = eviction["deleteOptions"].dump();
+    }
+    deletion.query = req.query;  // dryRun
+    RequestInfo delete_info = info;
+    delete_info.subresource.clear();
+    delete_info.verb = "delete";
+    Delete(t, delete_info, deletion, std::make_shared<EvictionResponder>(std::move(resp)));
+  }
+
   // -------------------------------------------------------------- scale
 
   // The autoscaling/v1 Scale view of a workload: spec.replicas, and the
@@ -1559,6 +1615,7 @@ void ResourceApi::Serve(const RequestInfo& info, http::HttpRequest&& request,
   try {
     if (ri.subresource == "binding") return impl_->Bind(*t, ri, std::move(request), std::move(responder));
     if (ri.subresource == "scale") return impl_->Scale(*t, ri, std::move(request), std::move(responder));
+    if (ri.subresource == "eviction") return impl_->Evict(*t, ri, std::move(request), std::move(responder));
     if (ri.verb == "get") return impl_->Get(*t, ri, std::move(responder));
     if (ri.verb == "list") return impl_->List(*t, ri, request, std::move(responder));
     if (ri.verb == "watch") return impl_->Watch(*t, ri, request, std::move(responder));
