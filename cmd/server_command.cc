@@ -1,4 +1,5 @@
 // `kelpie server`: the control plane (API server) on this machine.
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -45,6 +46,13 @@ struct ServerFlags {
 };
 
 int RunServer(const ServerFlags& f) {
+  // The API server allocates and frees large bodies (lists of thousands of
+  // objects) and many small objects per request; glibc's defaults return
+  // memory to the kernel after each burst and fault it back in on the next.
+  // Keep freed memory in the heap up to a bound instead.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);
   if (absl::Status s = log::InitFromFlags(f.log); !s.ok()) {
     std::cerr << "kelpie server: " << s.message() << "\n";
     return 2;
