@@ -19,6 +19,7 @@
 #include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/api_server.h"
 #include "orchestrator/apiserver/resource_api.h"
+#include "orchestrator/apiserver/node_strategy.h"
 #include "orchestrator/apiserver/service_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
 #include "orchestrator/kubelet/kubelet.h"
@@ -36,6 +37,8 @@ struct ServerFlags {
   std::string advertise_address = "127.0.0.1";
   std::vector<std::string> tls_sans;
   std::string service_cidr = "10.43.0.0/16";
+  std::string cluster_cidr = "10.42.0.0/16";
+  int node_cidr_mask_size = 24;
   std::string service_node_port_range = "30000-32767";
   std::string write_kubeconfig;  // default: <data-dir>/kubeconfig.yaml
   std::string write_kubeconfig_mode = "0600";
@@ -60,6 +63,16 @@ int RunServer(const ServerFlags& f) {
   auto service_cidr = net::Ipv4Cidr::Parse(f.service_cidr);
   if (!service_cidr.ok()) {
     spdlog::error("--service-cidr: {}", service_cidr.status().message());
+    return 2;
+  }
+  auto cluster_cidr = net::Ipv4Cidr::Parse(f.cluster_cidr);
+  if (!cluster_cidr.ok()) {
+    spdlog::error("--cluster-cidr: {}", cluster_cidr.status().message());
+    return 2;
+  }
+  if (f.node_cidr_mask_size < cluster_cidr->prefix_length() || f.node_cidr_mask_size > 30) {
+    spdlog::error("--node-cidr-mask-size: {} must be between the cluster CIDR's prefix length ({}) and 30",
+                  f.node_cidr_mask_size, cluster_cidr->prefix_length());
     return 2;
   }
   apiserver::NodePortRange node_ports;
@@ -132,6 +145,7 @@ int RunServer(const ServerFlags& f) {
   std::map<std::string, std::shared_ptr<apiserver::ResourceStrategy>> strategies;
   strategies["Service"] = std::make_shared<apiserver::ServiceStrategy>(
       *state_store, *service_cidr, node_ports);
+  strategies["Node"] = std::make_shared<apiserver::NodeStrategy>(*state_store, *cluster_cidr, f.node_cidr_mask_size);
   apiserver::ResourceApi resources(*state_store, api::ResourceRegistry::Builtin(), strategies);
   if (absl::Status st = resources.EnsureDefaultNamespaces(); !st.ok()) {
     spdlog::error("creating the default namespaces: {}", st.message());
@@ -224,6 +238,13 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   app->add_option("--service-cidr", f->service_cidr,
                   "IPv4 range for Service cluster IPs; its first address is the `kubernetes` "
                   "Service and goes into the serving certificate")
+      ->capture_default_str();
+  app->add_option("--cluster-cidr", f->cluster_cidr,
+                  "IPv4 range for pod addresses; every Node gets a range of it (spec.podCIDR) when it "
+                  "registers")
+      ->capture_default_str();
+  app->add_option("--node-cidr-mask-size", f->node_cidr_mask_size,
+                  "Prefix length of each node's pod range (24: 254 pods per node)")
       ->capture_default_str();
   app->add_option("--service-node-port-range", f->service_node_port_range,
                   "Port range reserved for NodePort Services (FIRST-LAST)")
