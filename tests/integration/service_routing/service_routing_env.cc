@@ -104,7 +104,8 @@ NetnsThreadScope::~NetnsThreadScope() {
 
 absl::StatusOr<std::unique_ptr<EchoServers>> EchoServers::Start(const std::string& netns,
                                                                 const std::vector<std::string>& addresses,
-                                                                uint16_t tcp_port, uint16_t udp_port) {
+                                                                uint16_t tcp_port, uint16_t udp_port,
+                                                                bool client_closes_first) {
   std::unique_ptr<EchoServers> e(new EchoServers());
   // Sockets are made inside the netns by a short-lived thread; a socket
   // keeps its namespace, so the serving threads need not enter it.
@@ -137,7 +138,7 @@ absl::StatusOr<std::unique_ptr<EchoServers>> EchoServers::Start(const std::strin
     int fd = e->fds_[i];
     std::string ip = addresses[i / 2];
     bool tcp = i % 2 == 0;
-    e->threads_.emplace_back([fd, ip, tcp, stop = &e->stop_] {
+    e->threads_.emplace_back([fd, ip, tcp, client_closes_first, stop = &e->stop_] {
       char buf[512];
       while (!stop->load()) {
         pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
@@ -148,6 +149,8 @@ absl::StatusOr<std::unique_ptr<EchoServers>> EchoServers::Start(const std::strin
           SetTimeouts(c, 1000);
           (void)::recv(c, buf, sizeof(buf), 0);
           (void)::send(c, ip.data(), ip.size(), MSG_NOSIGNAL);
+          // Bounded by the 1 s receive timeout.
+          if (client_closes_first) (void)::recv(c, buf, sizeof(buf), 0);
           ::close(c);
         } else {
           sockaddr_in from{};

@@ -52,12 +52,16 @@ class NetnsThreadScope {
 
 // One thread per address serving TCP (reply: own address, then close) and
 // one per address serving UDP (reply to each datagram with own address),
-// inside netns `netns`.
+// inside netns `netns`. With `client_closes_first` the TCP server waits for
+// the client's close before closing, so TIME_WAIT stays on the client
+// (benchmarks: a server-side TIME_WAIT would reject reused client ports
+// behind DNAT, whose timestamps and sequence numbers are keyed on the VIP).
 class EchoServers {
  public:
   static absl::StatusOr<std::unique_ptr<EchoServers>> Start(const std::string& netns,
                                                             const std::vector<std::string>& addresses,
-                                                            uint16_t tcp_port, uint16_t udp_port);
+                                                            uint16_t tcp_port, uint16_t udp_port,
+                                                            bool client_closes_first = false);
   ~EchoServers();
 
  private:
