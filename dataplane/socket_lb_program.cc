@@ -40,8 +40,7 @@ void SocketLbProgram::Close() {
   // not detach anything.
   for (auto& [path, link] : links_) bpf_link__destroy(link);
   links_.clear();
-  if (skel_ != nullptr) sock_lb__destroy(skel_);
-  skel_ = nullptr;
+  skel_.reset();
   maps_.reset();
 }
 
@@ -57,26 +56,26 @@ absl::Status SocketLbProgram::Load() {
     return absl::FailedPreconditionError(
         absl::StrCat(options_.pin_dir, " is not on a bpffs (mount one, e.g. EnsureBpffs(\"/sys/fs/bpf\"))"));
   }
-  InstallLibbpfLogging();
-  ClearLibbpfMessages();
-  skel_ = sock_lb__open();
-  if (skel_ == nullptr) return LibbpfError("opening sock_lb", errno ? -errno : -EINVAL);
-  skel_->rodata->refuse_errno = options_.refuse_with_econnrefused ? 111 : 0;
+  auto opened = BpfSkeleton<struct sock_lb>::Open(KELPIE_SKELETON_OPS(sock_lb));
+  if (!opened.ok()) return opened.status();
+  skel_.emplace(std::move(*opened));
+  sock_lb* skel = skel_->get();
+  skel->rodata->refuse_errno = options_.refuse_with_econnrefused ? 111 : 0;
 
   const LbMapCapacity& c = options_.capacity;
   struct {
     struct bpf_map* map;
     uint32_t max;
-  } sized[] = {{skel_->maps.lb_services, c.services},  {skel_->maps.lb_slots, c.slots},
-               {skel_->maps.lb_backends, c.backends},  {skel_->maps.lb_revnat, c.revnat},
-               {skel_->maps.lb_affinity, c.affinity},  {skel_->maps.lb_service_stats, c.services}};
+  } sized[] = {{skel->maps.lb_services, c.services},  {skel->maps.lb_slots, c.slots},
+               {skel->maps.lb_backends, c.backends},  {skel->maps.lb_revnat, c.revnat},
+               {skel->maps.lb_affinity, c.affinity},  {skel->maps.lb_service_stats, c.services}};
   for (auto& m : sized) {
     if (m.max == 0) return absl::InvalidArgumentError("map sizes must be positive");
     if (int err = bpf_map__set_max_entries(m.map, m.max); err != 0) return LibbpfError("sizing map", err);
   }
   bool any_pinned = false;
   for (const char* name : kMapNames) {
-    struct bpf_map* map = bpf_object__find_map_by_name(skel_->obj, name);
+    struct bpf_map* map = bpf_object__find_map_by_name(skel->obj, name);
     std::string path = absl::StrCat(options_.pin_dir, "/", name);
     if (PathExists(path)) any_pinned = true;
     // Reuses the pinned map when present and compatible, else creates and
@@ -84,30 +83,28 @@ absl::Status SocketLbProgram::Load() {
     if (int err = bpf_map__set_pin_path(map, path.c_str()); err != 0) return LibbpfError("setting pin path", err);
   }
   reused_pins_ = any_pinned;
-  ClearLibbpfMessages();
-  if (int err = sock_lb__load(skel_); err != 0) {
-    return LibbpfError(absl::StrCat("loading sock_lb (pinned maps under ", options_.pin_dir,
-                                    " must match the configured sizes)"),
-                       err);
+  if (absl::Status s = skel_->Load(); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(s.message(), " (pinned maps under ", options_.pin_dir,
+                                               " must match the configured sizes)"));
   }
 
   int cgroup_fd = ::open(options_.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgroup_fd < 0) return ErrnoError(absl::StrCat("opening cgroup ", options_.cgroup_path));
-  struct bpf_program* progs[] = {skel_->progs.kelpie_connect4, skel_->progs.kelpie_sendmsg4,
-                                 skel_->progs.kelpie_recvmsg4, skel_->progs.kelpie_getpeername4};
+  struct bpf_program* progs[] = {skel->progs.kelpie_connect4, skel->progs.kelpie_sendmsg4,
+                                 skel->progs.kelpie_recvmsg4, skel->progs.kelpie_getpeername4};
   absl::Status s;
   for (size_t i = 0; i < 4 && s.ok(); ++i) s = AttachOrUpdate(progs[i], kLinkNames[i], cgroup_fd);
   ::close(cgroup_fd);
   if (!s.ok()) return s;
 
   maps_ = std::make_unique<ServiceMaps>(
-      ServiceMaps::Fds{.services = bpf_map__fd(skel_->maps.lb_services),
-                       .slots = bpf_map__fd(skel_->maps.lb_slots),
-                       .backends = bpf_map__fd(skel_->maps.lb_backends),
-                       .revnat = bpf_map__fd(skel_->maps.lb_revnat),
-                       .affinity = bpf_map__fd(skel_->maps.lb_affinity),
-                       .service_stats = bpf_map__fd(skel_->maps.lb_service_stats),
-                       .reasons = bpf_map__fd(skel_->maps.lb_reasons)},
+      ServiceMaps::Fds{.services = bpf_map__fd(skel->maps.lb_services),
+                       .slots = bpf_map__fd(skel->maps.lb_slots),
+                       .backends = bpf_map__fd(skel->maps.lb_backends),
+                       .revnat = bpf_map__fd(skel->maps.lb_revnat),
+                       .affinity = bpf_map__fd(skel->maps.lb_affinity),
+                       .service_stats = bpf_map__fd(skel->maps.lb_service_stats),
+                       .reasons = bpf_map__fd(skel->maps.lb_reasons)},
       c);
   return absl::OkStatus();
 }

@@ -11,11 +11,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "dataplane/bpf_skeleton.h"
 #include "dataplane/service_maps.h"
 
 struct sock_lb;
@@ -63,7 +65,7 @@ class SocketLbProgram {
   void Close();
 
   SocketLbOptions options_;
-  struct sock_lb* skel_ = nullptr;
+  std::optional<BpfSkeleton<struct sock_lb>> skel_;
   std::vector<std::pair<std::string, struct bpf_link*>> links_;  // pin path, link
   std::unique_ptr<ServiceMaps> maps_;
   bool reused_pins_ = false;
