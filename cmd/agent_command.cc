@@ -13,10 +13,12 @@
 #include "absl/strings/str_cat.h"
 #include "cmd/commands.h"
 #include "common/config.h"
+#include "common/files.h"
 #include "common/http/http_client.h"
 #include "common/log.h"
 #include "common/signals.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "orchestrator/kubelet/kubelet.h"
 
 namespace kelpie::cmd {
 namespace {
@@ -25,6 +27,8 @@ struct AgentFlags {
   std::string kubeconfig;
   std::string server;  // overrides the kubeconfig's server
   int health_interval_seconds = 10;
+  std::string data_dir = "/var/lib/kelpie";
+  kubelet::KubeletOptions kubelet;
   log::Flags log;
 };
 
@@ -45,6 +49,23 @@ int RunAgent(const AgentFlags& f) {
     return 2;
   }
   BlockTerminationSignals();
+
+  if (absl::Status made = MakeDirectories(f.data_dir, 0700); !made.ok()) {
+    spdlog::error("--data-dir: {}", made.message());
+    return 2;
+  }
+  kubelet::KubeletOptions ko = f.kubelet;
+  ko.data_dir = f.data_dir;
+  auto node_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(*kc));
+  if (!node_client.ok()) {
+    spdlog::error("API client: {}", node_client.status().message());
+    return 2;
+  }
+  auto node = kubelet::Kubelet::Start(ko, std::move(*node_client));
+  if (!node.ok()) {
+    spdlog::error("kubelet: {}", node.status().message());
+    return 2;
+  }
 
   std::mutex mu;
   std::condition_variable cv;
@@ -78,6 +99,7 @@ int RunAgent(const AgentFlags& f) {
   }
   cv.notify_all();
   health.join();
+  (*node)->Stop();
   spdlog::info("stopped");
   return 0;
 }
@@ -86,9 +108,9 @@ int RunAgent(const AgentFlags& f) {
 
 CommandRunner RegisterAgentCommand(CLI::App& root) {
   CLI::App* app = root.add_subcommand(
-      "agent", "Run the node agent: authenticates to the API server with a kubeconfig and tracks "
-               "its readiness (the kubelet, eBPF dataplane and exporters join it in later "
-               "releases)");
+      "agent", "Run the node agent: registers this machine as a Node with the API server given by a "
+               "kubeconfig, keeps its Lease and status current, and tracks the server's readiness "
+               "(running pods, the eBPF dataplane and exporters join it in later releases)");
   auto f = std::make_shared<AgentFlags>();
   AddYamlConfigOption(*app);
   app->add_option("--kubeconfig", f->kubeconfig,
@@ -100,6 +122,9 @@ CommandRunner RegisterAgentCommand(CLI::App& root) {
                   "How often to check the API server's /readyz")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app->add_option("--data-dir", f->data_dir, "Folder for this node's state (images, pods, logs)")
+      ->capture_default_str();
+  kubelet::AddKubeletFlags(*app, f->kubelet);
   log::AddFlags(*app, f->log);
   return [f] { return RunAgent(*f); };
 }

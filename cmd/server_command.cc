@@ -1,4 +1,5 @@
 // `kelpie server`: the control plane (API server) on this machine.
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -20,6 +21,7 @@
 #include "orchestrator/apiserver/resource_api.h"
 #include "orchestrator/apiserver/service_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "orchestrator/kubelet/kubelet.h"
 #include "orchestrator/pki/cluster_pki.h"
 #include "orchestrator/store/store.h"
 #include "orchestrator/store/store_options.h"
@@ -40,9 +42,17 @@ struct ServerFlags {
   log::Flags log;
   int shutdown_grace_seconds = 15;
   store::StoreOptions store;
+  kubelet::KubeletOptions kubelet;
 };
 
 int RunServer(const ServerFlags& f) {
+  // The API server allocates and frees large bodies (lists of thousands of
+  // objects) and many small objects per request; glibc's defaults return
+  // memory to the kernel after each burst and fault it back in on the next.
+  // Keep freed memory in the heap up to a bound instead.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);
   if (absl::Status s = log::InitFromFlags(f.log); !s.ok()) {
     std::cerr << "kelpie server: " << s.message() << "\n";
     return 2;
@@ -158,6 +168,21 @@ int RunServer(const ServerFlags& f) {
       return 1;
     }
   }
+  // The server's own node: registered through the API like any agent's.
+  std::unique_ptr<kubelet::Kubelet> local_node;
+  {
+    kubelet::KubeletOptions ko = f.kubelet;
+    ko.data_dir = f.data_dir;
+    auto node_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc));
+    auto started = node_client.ok() ? kubelet::Kubelet::Start(ko, std::move(*node_client))
+                                    : absl::StatusOr<std::unique_ptr<kubelet::Kubelet>>(node_client.status());
+    if (!started.ok()) {
+      spdlog::error("kubelet: {}", started.status().message());
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 1;
+    }
+    local_node = std::move(*started);
+  }
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
                kubeconfig_path);
@@ -165,6 +190,7 @@ int RunServer(const ServerFlags& f) {
   int sig = WaitForTerminationSignal();
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
+  local_node->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
   state_store.reset();  // flushes and closes the store after the last request
   spdlog::info("stopped");
@@ -211,6 +237,7 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
                   "On SIGTERM/SIGINT, how long in-flight requests may take to finish")
       ->capture_default_str();
   store::AddStoreFlags(*app, f->store);
+  kubelet::AddKubeletFlags(*app, f->kubelet);
   log::AddFlags(*app, f->log);
   return [f] { return RunServer(*f); };
 }

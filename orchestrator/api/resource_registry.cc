@@ -10,14 +10,24 @@ std::vector<std::string> ResourceType::Verbs() const {
   return {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
 }
 
+bool ResourceType::Serves(std::string_view subresource) const {
+  return std::find(subresources.begin(), subresources.end(), subresource) != subresources.end();
+}
+
+SubresourceType DescribeSubresource(const ResourceType& parent, std::string_view subresource) {
+  if (subresource == "scale") return {"autoscaling", "v1", "Scale", {"get", "patch", "update"}};
+  if (subresource == "binding") return {"", "v1", "Binding", {"create"}};
+  if (subresource == "eviction") return {"policy", "v1", "Eviction", {"create"}};
+  return {parent.group, parent.version, parent.kind, {"get", "patch", "update"}};
+}
+
 const ResourceRegistry& ResourceRegistry::Builtin() {
   static const ResourceRegistry registry = [] {
     ResourceRegistry r;
     auto add = [&r](ResourceType t) { r.types_.push_back(std::move(t)); };
     // core/v1
     add({"", "v1", "Namespace", "namespaces", "namespace", false, {"ns"}, {}, {"status"}, true});
-    add({"", "v1", "Pod", "pods", "pod", true, {"po"}, {"all"},
-         {"status"}, false});
+    add({"", "v1", "Pod", "pods", "pod", true, {"po"}, {"all"}, {"status", "binding", "eviction"}, false});
     add({"", "v1", "Service", "services", "service", true, {"svc"}, {"all"}, {"status"}, true});
     add({"", "v1", "Endpoints", "endpoints", "endpoints", true, {"ep"}, {}, {}, false});
     add({"", "v1", "Node", "nodes", "node", false, {"no"}, {}, {"status"}, false});
@@ -26,10 +36,10 @@ const ResourceRegistry& ResourceRegistry::Builtin() {
     add({"", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, {"sa"}, {}, {}, false});
     add({"", "v1", "Event", "events", "event", true, {"ev"}, {}, {}, false});
     // apps/v1
-    add({"apps", "v1", "Deployment", "deployments", "deployment", true, {"deploy"}, {"all"}, {"status"}, false});
-    add({"apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, {"rs"}, {"all"}, {"status"}, false});
+    add({"apps", "v1", "Deployment", "deployments", "deployment", true, {"deploy"}, {"all"}, {"status", "scale"}, false});
+    add({"apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, {"rs"}, {"all"}, {"status", "scale"}, false});
     add({"apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, {"ds"}, {"all"}, {"status"}, false});
-    add({"apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, {"sts"}, {"all"}, {"status"}, false});
+    add({"apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, {"sts"}, {"all"}, {"status", "scale"}, false});
     // batch/v1
     add({"batch", "v1", "Job", "jobs", "job", true, {}, {"all"}, {"status"}, false});
     add({"batch", "v1", "CronJob", "cronjobs", "cronjob", true, {"cj"}, {"all"}, {"status"}, false});

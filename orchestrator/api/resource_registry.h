@@ -27,7 +27,19 @@ struct ResourceType {
   // Storage key prefix: /registry/<plural>/ (keys add <namespace>/<name>).
   std::string StoragePrefix() const;
   std::vector<std::string> Verbs() const;
+  bool Serves(std::string_view subresource) const;
 };
+
+// What a subresource accepts and answers with: status answers with its
+// parent's kind; scale with autoscaling/v1 Scale; binding takes a v1
+// Binding.
+struct SubresourceType {
+  std::string group;
+  std::string version;
+  std::string kind;
+  std::vector<std::string> verbs;
+};
+SubresourceType DescribeSubresource(const ResourceType& parent, std::string_view subresource);
 
 class ResourceRegistry {
  public:

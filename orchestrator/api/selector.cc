@@ -1,10 +1,12 @@
 #include "orchestrator/api/selector.h"
 
+#include <algorithm>
 #include <cctype>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "orchestrator/api/object_meta.h"
 
@@ -162,6 +164,34 @@ absl::StatusOr<LabelSelector> LabelSelector::Parse(const std::string& text) {
     sel.requirements_.push_back(std::move(r));
   }
   return sel;
+}
+
+std::string LabelSelector::String() const {
+  std::vector<LabelRequirement> sorted = requirements_;
+  std::stable_sort(sorted.begin(), sorted.end(),
+                   [](const LabelRequirement& a, const LabelRequirement& b) { return a.key < b.key; });
+  std::string out;
+  for (auto& r : sorted) {
+    std::sort(r.values.begin(), r.values.end());
+    std::string values = absl::StrJoin(r.values, ",");
+    if (!out.empty()) out += ",";
+    switch (r.op) {
+      case LabelRequirement::Op::kEquals: absl::StrAppend(&out, r.key, "=", values); break;
+      case LabelRequirement::Op::kNotEquals: absl::StrAppend(&out, r.key, "!=", values); break;
+      case LabelRequirement::Op::kIn: absl::StrAppend(&out, r.key, " in (", values, ")"); break;
+      case LabelRequirement::Op::kNotIn: absl::StrAppend(&out, r.key, " notin (", values, ")"); break;
+      case LabelRequirement::Op::kExists: absl::StrAppend(&out, r.key); break;
+      case LabelRequirement::Op::kDoesNotExist: absl::StrAppend(&out, "!", r.key); break;
+      case LabelRequirement::Op::kGreaterThan: absl::StrAppend(&out, r.key, ">", values); break;
+      case LabelRequirement::Op::kLessThan: absl::StrAppend(&out, r.key, "<", values); break;
+    }
+  }
+  return out;
+}
+
+std::string LabelSelectorString(const nlohmann::json& selector) {
+  auto parsed = LabelSelector::FromJson(selector);
+  return parsed.ok() ? parsed->String() : "";
 }
 
 absl::StatusOr<LabelSelector> LabelSelector::FromJson(const nlohmann::json& selector) {

@@ -29,10 +29,16 @@ class LabelSelector {
   // `labels` is the object's metadata.labels (may be null).
   bool Matches(const nlohmann::json& labels) const;
   const std::vector<LabelRequirement>& requirements() const { return requirements_; }
+  // The selector in query-string form, requirements sorted by key, as
+  // Kubernetes prints it (Scale status.selector).
+  std::string String() const;
 
  private:
   std::vector<LabelRequirement> requirements_;
 };
+
+// LabelSelector::FromJson(selector).String(), or "" when it does not parse.
+std::string LabelSelectorString(const nlohmann::json& selector);
 
 struct FieldRequirement {
   std::string field;  // metadata.name, spec.nodeName, ...

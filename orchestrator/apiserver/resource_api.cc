@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <thread>
@@ -56,21 +57,34 @@ std::string Param(const std::map<std::string, std::string>& q, const std::string
 
 bool IsTrue(const std::string& v) { return v == "1" || v == "true" || v == "True"; }
 
+// Bounds on decoded documents: deeper nesting than any Kubernetes object
+// has, and a node budget that stops YAML alias expansion ("billion laughs")
+// and self-referencing aliases.
+constexpr int kMaxNestingDepth = 1000;
+constexpr size_t kMaxYamlNodes = 1'000'000;
+
+struct YamlTooComplex {
+  std::string why;
+};
+
 // YAML to JSON with Kubernetes' (YAML 1.1 core-ish) scalar typing: plain
 // scalars may be null, booleans or numbers; quoted ones are strings.
-json YamlToJson(const YAML::Node& node) {
+// Throws YamlTooComplex past the bounds above.
+json YamlToJson(const YAML::Node& node, int depth, size_t* nodes) {
+  if (depth > kMaxNestingDepth) throw YamlTooComplex{"nested deeper than 1000 levels (or a recursive alias)"};
+  if (++*nodes > kMaxYamlNodes) throw YamlTooComplex{"more than 1,000,000 nodes once aliases are expanded"};
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Sequence: {
       json arr = json::array();
-      for (const auto& e : node) arr.push_back(YamlToJson(e));
+      for (const auto& e : node) arr.push_back(YamlToJson(e, depth + 1, nodes));
       return arr;
     }
     case YAML::NodeType::Map: {
       json obj = json::object();
-      for (const auto& kv : node) obj[kv.first.Scalar()] = YamlToJson(kv.second);
+      for (const auto& kv : node) obj[kv.first.Scalar()] = YamlToJson(kv.second, depth + 1, nodes);
       return obj;
     }
     case YAML::NodeType::Scalar: {
@@ -87,6 +101,22 @@ json YamlToJson(const YAML::Node& node) {
     }
   }
   return nullptr;
+}
+
+// Deepest nesting of arrays and objects, without recursion (the value may be
+// far deeper than the stack allows).
+int NestingDepth(const json& root) {
+  int deepest = 0;
+  std::vector<std::pair<const json*, int>> pending{{&root, 1}};
+  while (!pending.empty()) {
+    auto [value, depth] = pending.back();
+    pending.pop_back();
+    if (!value->is_structured()) continue;
+    deepest = std::max(deepest, depth);
+    if (deepest > kMaxNestingDepth) return deepest;
+    for (const auto& child : *value) pending.emplace_back(&child, depth + 1);
+  }
+  return deepest;
 }
 
 // Decodes a request body by its Content-Type. JSON and YAML objects only.
@@ -109,11 +139,16 @@ absl::StatusOr<json> DecodeBody(const http::HttpRequest& req, ApiError* error) {
       *error = api::BadRequest("the request body must be a JSON object");
       return absl::InvalidArgumentError("not object");
     }
+    if (NestingDepth(j) > kMaxNestingDepth) {
+      *error = api::BadRequest("the request body is nested deeper than 1000 levels");
+      return absl::InvalidArgumentError("too deep");
+    }
     return j;
   }
   if (type == "application/yaml" || type == "application/x-yaml" || type == "text/yaml") {
     try {
-      json j = YamlToJson(YAML::Load(req.body));
+      size_t nodes = 0;
+      json j = YamlToJson(YAML::Load(req.body), 0, &nodes);
       if (!j.is_object()) {
         *error = api::BadRequest("the request body must be a YAML mapping");
         return absl::InvalidArgumentError("not object");
@@ -123,6 +158,9 @@ absl::StatusOr<json> DecodeBody(const http::HttpRequest& req, ApiError* error) {
       *error = api::BadRequest(absl::StrCat("the request body is not valid YAML: line ", e.mark.line + 1,
                                             ", column ", e.mark.column + 1, ": ", e.msg));
       return absl::InvalidArgumentError("bad yaml");
+    } catch (const YamlTooComplex& e) {
+      *error = api::BadRequest(absl::StrCat("the request body is not acceptable YAML: ", e.why));
+      return absl::InvalidArgumentError("yaml too complex");
     }
   }
   *error = api::UnsupportedMediaType(type);
@@ -321,9 +359,12 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       if (remaining > 0) absl::StrAppend(&body, ",\"remainingItemCount\":", remaining);
     }
     body += "},\"items\":[";
+    size_t total = body.size() + 2;
+    for (const auto& item : items) total += item.value_view().size() + 48;
+    body.reserve(total);
     for (size_t i = 0; i < items.size(); ++i) {
       if (i) body.push_back(',');
-      body += api::WithResourceVersion(items[i].value_view(), items[i].mod_revision);
+      api::AppendWithResourceVersion(items[i].value_view(), items[i].mod_revision, &body);
     }
     body += "]}";
     resp->Respond(JsonBody(200, std::move(body)));
@@ -574,6 +615,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   // Checks apiVersion/kind of a body against the resource; fills them when
   // absent.
   static std::optional<ApiError> CheckTypeMeta(const ResourceType& t, json& obj) {
+    if (auto shape = api::NormalizeObjectShape(obj); !shape.ok()) {
+      return api::BadRequest(std::string(shape.message()));
+    }
     std::string kind = obj.value("kind", "");
     std::string api_version = obj.value("apiVersion", "");
     if (!kind.empty() && kind != t.kind) {
@@ -716,10 +760,15 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   // compare-and-swap; used by update, patch and delete-with-finalizers.
   // `mutate` returns an error to stop, or the new object.
   using Mutation = std::function<absl::StatusOr<json>(const json& current, int64_t mod_revision, ApiError* error)>;
+  // Turns the written object (with its resourceVersion) into the response
+  // body; subresources such as scale answer with another kind.
+  using Render = std::function<std::string(const std::string& written)>;
 
+  // `deleting` lets the mutation set deletionTimestamp and
+  // deletionGracePeriodSeconds, which clients may not change otherwise.
   void Mutate(const ResourceType& t, const std::string& ns, const std::string& name, bool dry_run,
               bool retry_on_conflict, int attempts_left, Mutation mutate, std::shared_ptr<http::HttpResponder> resp,
-              int success_code = 200) {
+              int success_code = 200, Render render = nullptr, bool deleting = false) {
     std::string key = Key(t, ns, name);
     auto kv = store_.Get(key);
     if (!kv.ok()) return RespondError(*resp, api::FromStoreStatus(kv.status(), t.group, t.plural, name));
@@ -734,8 +783,14 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     meta["creationTimestamp"] = current["metadata"].value("creationTimestamp", "");
     meta["name"] = name;
     if (t.namespaced) meta["namespace"] = ns; else meta.erase("namespace");
-    if (current["metadata"].contains("deletionTimestamp")) {
-      meta["deletionTimestamp"] = current["metadata"]["deletionTimestamp"];
+    if (!deleting) {
+      for (const char* field : {"deletionTimestamp", "deletionGracePeriodSeconds"}) {
+        if (current["metadata"].contains(field)) {
+          meta[field] = current["metadata"][field];
+        } else {
+          meta.erase(field);
+        }
+      }
     }
     int64_t generation = current["metadata"].value("generation", int64_t{1});
     if ((*next).value("spec", json()) != current.value("spec", json())) ++generation;
@@ -744,7 +799,10 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     auto causes = api::ValidateObjectMeta(*next, t, /*creating=*/false);
     if (!causes.empty()) return RespondError(*resp, api::Invalid(t.group, t.kind, name, std::move(causes)));
 
+    // A gracefully deleted pod stays until its kubelet deletes it with a
+    // zero grace period.
     bool finalized = meta.contains("deletionTimestamp") &&
+                     meta.value("deletionGracePeriodSeconds", int64_t{0}) == 0 &&
                      (!meta.contains("finalizers") || meta["finalizers"].empty()) &&
                      !(t.kind == "Namespace" && next->contains("spec") && (*next)["spec"].contains("finalizers") &&
                        !(*next)["spec"]["finalizers"].empty());
@@ -759,25 +817,28 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     }
     if (dry_run) {
       meta["resourceVersion"] = std::to_string(kv->mod_revision);
-      return resp->Respond(JsonBody(success_code, next->dump()));
+      std::string body = next->dump();
+      return resp->Respond(JsonBody(success_code, render ? render(body) : body));
     }
     auto self = shared_from_this();
     const ResourceType* type = &t;
     std::string value = next->dump();
-    auto on_done = [self, type, ns, name, retry_on_conflict, attempts_left, mutate, resp, success_code,
-                    value](absl::StatusOr<store::TxnResult> r) mutable {
+    auto on_done = [self, type, ns, name, retry_on_conflict, attempts_left, mutate, resp, success_code, value,
+                    render, deleting](absl::StatusOr<store::TxnResult> r) mutable {
       if (!r.ok()) return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
       if (!r->succeeded) {
         bool gone = r->results.empty() || !r->results[0].kv.has_value();
         if (gone) return RespondError(*resp, api::NotFound(type->group, type->plural, name));
         if (retry_on_conflict && attempts_left > 1) {
-          return self->Mutate(*type, ns, name, false, true, attempts_left - 1, std::move(mutate), resp, success_code);
+          return self->Mutate(*type, ns, name, false, true, attempts_left - 1, std::move(mutate), resp, success_code,
+                              std::move(render), deleting);
         }
         return RespondError(*resp, api::Conflict(type->group, type->plural, name,
                                                  "the object has been modified; please apply your changes to the "
                                                  "latest version and try again"));
       }
-      resp->Respond(JsonBody(success_code, api::WithResourceVersion(value, r->revision)));
+      std::string written = api::WithResourceVersion(value, r->revision);
+      resp->Respond(JsonBody(success_code, render ? render(written) : written));
     };
     store::Compare guard{key, store::Compare::Target::kModRevision, store::Compare::Result::kEqual, kv->mod_revision};
     // An object whose last finalizer is gone while it is being deleted is
@@ -916,6 +977,10 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                *e = ApiError{422, "Invalid", "the patched object has no metadata"};
                return absl::InvalidArgumentError("patch");
              }
+             if (auto shape = api::NormalizeObjectShape(patched); !shape.ok()) {
+               *e = api::BadRequest(std::string(shape.message()));
+               return shape;
+             }
              std::string rv = patched["metadata"].value("resourceVersion", "");
              if (!rv.empty() && rv != std::to_string(mod)) {
                *e = api::Conflict(type->group, type->plural, current["metadata"].value("name", ""),
@@ -975,14 +1040,25 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (policy == "Foreground") add_finalizers.push_back("foregroundDeletion");
     bool has_finalizers = current["metadata"].contains("finalizers") && !current["metadata"]["finalizers"].empty();
     bool namespace_with_finalizers = t.kind == "Namespace";
-    if (has_finalizers || !add_finalizers.empty() || namespace_with_finalizers) {
+    auto grace = GracePeriod(t, current, options, q);
+    if (!grace.ok()) {
+      return RespondError(*resp, api::BadRequest(std::string(grace.status().message())));
+    }
+    bool graceful = *grace > 0;
+    if (has_finalizers || !add_finalizers.empty() || namespace_with_finalizers || graceful) {
+      int64_t grace_seconds = *grace;
       Mutate(t, info.namespace_name, info.name, dry_run, true, kMaxPatchAttempts,
-             [type, add_finalizers](const json& cur, int64_t, ApiError*) -> absl::StatusOr<json> {
+             [type, add_finalizers, grace_seconds](const json& cur, int64_t, ApiError*) -> absl::StatusOr<json> {
                json next = cur;
                json& meta = next["metadata"];
                if (!meta.contains("deletionTimestamp")) {
-                 meta["deletionTimestamp"] = api::NowRfc3339();
-                 meta["deletionGracePeriodSeconds"] = 0;
+                 meta["deletionTimestamp"] = api::NowRfc3339(grace_seconds);
+                 meta["deletionGracePeriodSeconds"] = grace_seconds;
+               } else if (grace_seconds < meta.value("deletionGracePeriodSeconds", int64_t{0})) {
+                 // A second deletion may shorten the grace period, never
+                 // lengthen it.
+                 meta["deletionTimestamp"] = api::NowRfc3339(grace_seconds);
+                 meta["deletionGracePeriodSeconds"] = grace_seconds;
                }
                if (!add_finalizers.empty()) {
                  if (!meta.contains("finalizers") || !meta["finalizers"].is_array()) meta["finalizers"] = json::array();
@@ -995,7 +1071,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                if (type->kind == "Namespace") next["status"]["phase"] = "Terminating";
                return next;
              },
-             std::move(resp));
+             std::move(resp), 200, nullptr, /*deleting=*/true);
       return;
     }
     if (dry_run) return resp->Respond(JsonBody(200, api::WithResourceVersion(kv->value_view(), kv->mod_revision)));
@@ -1012,6 +1088,301 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                   }
                   resp->Respond(JsonBody(200, api::WithResourceVersion(last, r->revision)));
                 });
+  }
+
+  // The grace period a deletion gets: only pods have one, and only while a
+  // kubelet has to stop them (bound and not finished), as kube-apiserver
+  // decides. An explicit gracePeriodSeconds wins over the pod's
+  // terminationGracePeriodSeconds (default 30).
+  static absl::StatusOr<int64_t> GracePeriod(const ResourceType& t, const json& current, const json& options,
+                                             const std::map<std::string, std::string>& q) {
+    if (t.kind != "Pod" || !t.group.empty()) return 0;
+    std::optional<int64_t> requested;
+    if (options.contains("gracePeriodSeconds") && !options["gracePeriodSeconds"].is_null()) {
+      if (!options["gracePeriodSeconds"].is_number_integer()) {
+        return absl::InvalidArgumentError("gracePeriodSeconds must be an integer");
+      }
+      requested = options["gracePeriodSeconds"].get<int64_t>();
+    } else if (std::string g = Param(q, "gracePeriodSeconds"); !g.empty()) {
+      int64_t v = 0;
+      if (!absl::SimpleAtoi(g, &v)) return absl::InvalidArgumentError("gracePeriodSeconds must be an integer");
+      requested = v;
+    }
+    const json& spec = current.contains("spec") ? current["spec"] : json::object();
+    std::string node = spec.is_object() ? spec.value("nodeName", "") : "";
+    std::string phase = current.contains("status") && current["status"].is_object()
+                            ? current["status"].value("phase", "")
+                            : "";
+    if (node.empty() || phase == "Succeeded" || phase == "Failed") return 0;
+    int64_t grace = requested.value_or(
+        spec.is_object() && spec.contains("terminationGracePeriodSeconds") &&
+                spec["terminationGracePeriodSeconds"].is_number_integer()
+            ? spec["terminationGracePeriodSeconds"].get<int64_t>()
+            : 30);
+    return std::max<int64_t>(grace, 0);
+  }
+
+  // ------------------------------------------------------------ binding
+
+  // POST pods/NAME/binding: the scheduler's assignment of a pod to a node.
+  void Bind(const ResourceType& t, const RequestInfo& info, http::HttpRequest&& req,
+            std::shared_ptr<http::HttpResponder> resp) {
+    if (info.verb != "create") {
+      return RespondError(*resp, api::MethodNotAllowed(absl::StrCat(req.method, " is not supported on pods/binding")));
+    }
+    ApiError err;
+    auto decoded = DecodeBody(req, &err);
+    if (!decoded.ok()) return RespondError(*resp, err);
+    json binding = std::move(*decoded);
+    if (!binding.is_object()) return RespondError(*resp, api::BadRequest("the Binding is not a JSON object"));
+    std::string kind = binding.value("kind", "Binding");
+    if (kind != "Binding") {
+      return RespondError(*resp, api::BadRequest(absl::StrCat("expected a Binding, got ", kind)));
+    }
+    const json& meta = binding.contains("metadata") && binding["metadata"].is_object() ? binding["metadata"] : json::object();
+    std::string name = meta.value("name", "");
+    if (!name.empty() && name != info.name) {
+      return RespondError(*resp, api::BadRequest("name in URL does not match name in Binding object"));
+    }
+    std::string ns = meta.value("namespace", "");
+    if (!ns.empty() && ns != info.namespace_name) {
+      return RespondError(*resp, api::BadRequest("namespace in URL does not match namespace in Binding object"));
+    }
+    const json& target = binding.contains("target") && binding["target"].is_object() ? binding["target"] : json::object();
+    std::string node = target.value("name", "");
+    std::string target_kind = target.value("kind", "");
+    if (node.empty() || (!target_kind.empty() && target_kind != "Node")) {
+      return RespondError(*resp, api::Invalid("", "Binding", info.name,
+                                              {{"FieldValueRequired", "Required value", "target.name"}}));
+    }
+    json annotations = meta.value("annotations", json::object());
+    const ResourceType* type = &t;
+    auto q = QueryMap(req.query);
+    Render status_success = [](const std::string&) {
+      return json{{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
+                  {"status", "Success"}, {"code", 201}}
+          .dump();
+    };
+    Mutate(t, info.namespace_name, info.name, DryRun(q), /*retry_on_conflict=*/true, kMaxPatchAttempts,
+           [type, node, annotations](const json& current, int64_t, ApiError* e) -> absl::StatusOr<json> {
+             std::string pod = current["metadata"].value("name", "");
+             if (current["metadata"].contains("deletionTimestamp")) {
+               *e = api::Conflict(type->group, "pods/binding", pod,
+                                  absl::StrCat("pod ", pod, " is being deleted, cannot be assigned to a host"));
+               return absl::FailedPreconditionError("deleting");
+             }
+             std::string bound = current.contains("spec") ? current["spec"].value("nodeName", "") : "";
+             if (!bound.empty()) {
+               *e = api::Conflict(type->group, "pods/binding", pod,
+                                  absl::StrCat("pod ", pod, " is already assigned to node \"", bound, "\""));
+               return absl::FailedPreconditionError("bound");
+             }
+             json next = current;
+             next["spec"]["nodeName"] = node;
+             if (annotations.is_object() && !annotations.empty()) {
+               json& a = next["metadata"]["annotations"];
+               if (!a.is_object()) a = json::object();
+               for (const auto& [k, v] : annotations.items()) a[k] = v;
+             }
+             SetCondition(next, "PodScheduled", "True", "", "");
+             return next;
+           },
+           std::move(resp), 201, std::move(status_success));
+  }
+
+  // Sets (or adds) status.conditions[type] and moves lastTransitionTime only
+  // when the status changes.
+  static void SetCondition(json& obj, const std::string& type, const std::string& status, const std::string& reason,
+                           const std::string& message) {
+    json& conditions = obj["status"]["conditions"];
+    if (!conditions.is_array()) conditions = json::array();
+    for (auto& c : conditions) {
+      if (c.value("type", "") != type) continue;
+      if (c.value("status", "") != status) c["lastTransitionTime"] = api::NowRfc3339();
+      c["status"] = status;
+      if (!reason.empty()) c["reason"] = reason;
+      if (!message.empty()) c["message"] = message;
+      return;
+    }
+    json c = {{"type", type}, {"status", status}, {"lastProbeTime", nullptr},
+              {"lastTransitionTime", api::NowRfc3339()}};
+    if (!reason.empty()) c["reason"] = reason;
+    if (!message.empty()) c["message"] = message;
+    conditions.push_back(std::move(c));
+  }
+
+  // ----------------------------------------------------------- eviction
+
+  // Answers an eviction with a 201 Status once the pod's deletion went
+  // through, and passes errors on unchanged.
+  class EvictionResponder : public http::HttpResponder {
+   public:
+    explicit EvictionResponder(std::shared_ptr<http::HttpResponder> inner) : inner_(std::move(inner)) {}
+    void Respond(http::HttpResponse response) override {
+      if (response.status == 200) {
+        response = JsonBody(201, json{{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
+                                      {"status", "Success"}, {"code", 201}}
+                                     .dump());
+      }
+      inner_->Respond(std::move(response));
+    }
+    void StartStream(int status, http::HeaderList headers) override { inner_->StartStream(status, std::move(headers)); }
+    bool WriteChunk(std::string data) override { return inner_->WriteChunk(std::move(data)); }
+    void EndStream() override { inner_->EndStream(); }
+    void OnAbort(std::function<void()> callback) override { inner_->OnAbort(std::move(callback)); }
+
+   private:
+    std::shared_ptr<http::HttpResponder> inner_;
+  };
+
+  // POST pods/NAME/eviction (policy/v1 Eviction): a graceful deletion with
+  // the eviction's deleteOptions, as `kubectl drain` requests it. No
+  // PodDisruptionBudget kind exists yet, so nothing refuses an eviction.
+  void Evict(const ResourceType& t, const RequestInfo& info, http::HttpRequest&& req,
+             std::shared_ptr<http::HttpResponder> resp) {
+    if (info.verb != "create") {
+      return RespondError(*resp, api::MethodNotAllowed(absl::StrCat(req.method, " is not supported on pods/eviction")));
+    }
+    ApiError err;
+    auto decoded = DecodeBody(req, &err);
+    if (!decoded.ok()) return RespondError(*resp, err);
+    const json& eviction = *decoded;
+    std::string kind = eviction.contains("kind") && eviction["kind"].is_string() ? eviction["kind"].get<std::string>()
+                                                                                 : "Eviction";
+    if (kind != "Eviction") return RespondError(*resp, api::BadRequest(absl::StrCat("expected an Eviction, got ", kind)));
+    const json meta = eviction.contains("metadata") && eviction["metadata"].is_object() ? eviction["metadata"] : json::object();
+    if (meta.contains("name") && meta["name"] != info.name) {
+      return RespondError(*resp, api::BadRequest("name in URL does not match name in Eviction object"));
+    }
+    http::HttpRequest deletion;
+    deletion.method = "DELETE";
+    deletion.headers.emplace_back("content-type", "application/json");
+    if (eviction.contains("deleteOptions") && eviction["deleteOptions"].is_object()) {
+      deletion.body = eviction["deleteOptions"].dump();
+    }
+    deletion.query = req.query;  // dryRun
+    RequestInfo delete_info = info;
+    delete_info.subresource.clear();
+    delete_info.verb = "delete";
+    Delete(t, delete_info, deletion, std::make_shared<EvictionResponder>(std::move(resp)));
+  }
+
+  // -------------------------------------------------------------- scale
+
+  // The autoscaling/v1 Scale view of a workload: spec.replicas, and the
+  // observed replicas and selector from its status and spec.
+  static json ScaleOf(const json& obj) {
+    const json& meta = obj["metadata"];
+    json scale_meta = json::object();
+    for (const char* f : {"name", "namespace", "uid", "resourceVersion", "creationTimestamp"}) {
+      if (meta.contains(f)) scale_meta[f] = meta[f];
+    }
+    const json& spec = obj.contains("spec") && obj["spec"].is_object() ? obj["spec"] : json::object();
+    const json& status = obj.contains("status") && obj["status"].is_object() ? obj["status"] : json::object();
+    json scale = {{"kind", "Scale"},
+                  {"apiVersion", "autoscaling/v1"},
+                  {"metadata", scale_meta},
+                  {"spec", {{"replicas", spec.value("replicas", int64_t{1})}}},
+                  {"status", {{"replicas", status.value("replicas", int64_t{0})}}}};
+    if (spec.contains("selector")) {
+      std::string selector = api::LabelSelectorString(spec["selector"]);
+      if (!selector.empty()) scale["status"]["selector"] = selector;
+    }
+    return scale;
+  }
+
+  // GET, PUT and PATCH on deployments|replicasets|statefulsets/NAME/scale.
+  void Scale(const ResourceType& t, const RequestInfo& info, http::HttpRequest&& req,
+             std::shared_ptr<http::HttpResponder> resp) {
+    Render as_scale = [](const std::string& written) {
+      json obj = json::parse(written, nullptr, false);
+      return ScaleOf(obj).dump();
+    };
+    if (info.verb == "get") {
+      auto kv = store_.Get(Key(t, info.namespace_name, info.name));
+      if (!kv.ok()) return RespondError(*resp, api::FromStoreStatus(kv.status(), t.group, t.plural, info.name));
+      return resp->Respond(JsonBody(200, as_scale(api::WithResourceVersion(kv->value_view(), kv->mod_revision))));
+    }
+    if (info.verb != "update" && info.verb != "patch") {
+      return RespondError(*resp, api::MethodNotAllowed(absl::StrCat(req.method, " is not supported on ", t.plural,
+                                                                    "/scale")));
+    }
+    // The requested Scale: a full object for PUT, a patch applied to the
+    // current Scale for PATCH.
+    std::optional<json> put_body;
+    std::optional<json> patch;
+    enum class PatchKind { kJson, kMerge } patch_kind = PatchKind::kMerge;
+    if (info.verb == "update") {
+      ApiError err;
+      auto decoded = DecodeBody(req, &err);
+      if (!decoded.ok()) return RespondError(*resp, err);
+      put_body = std::move(*decoded);
+      if (!put_body->is_object()) return RespondError(*resp, api::BadRequest("the Scale is not a JSON object"));
+    } else {
+      const std::string* ct_header = req.Header("content-type");
+      std::string ct = ct_header ? ct_header->substr(0, ct_header->find(';')) : "";
+      if (ct == "application/json-patch+json") {
+        patch_kind = PatchKind::kJson;
+      } else if (ct != "application/merge-patch+json" && ct != "application/strategic-merge-patch+json") {
+        return RespondError(*resp, api::UnsupportedMediaType(ct));
+      }
+      patch = json::parse(req.body, nullptr, false);
+      if (patch->is_discarded() || (patch_kind == PatchKind::kJson ? !patch->is_array() : !patch->is_object())) {
+        return RespondError(*resp, api::BadRequest("the patch is not valid for its content type"));
+      }
+    }
+    const ResourceType* type = &t;
+    auto q = QueryMap(req.query);
+    bool has_precondition = put_body && put_body->contains("metadata") && (*put_body)["metadata"].is_object() &&
+                            !(*put_body)["metadata"].value("resourceVersion", "").empty();
+    Mutate(t, info.namespace_name, info.name, DryRun(q), !has_precondition, kMaxPatchAttempts,
+           [type, put_body, patch, patch_kind](const json& current, int64_t mod, ApiError* e) -> absl::StatusOr<json> {
+             json with_rv = current;
+             with_rv["metadata"]["resourceVersion"] = std::to_string(mod);
+             json desired;
+             if (put_body) {
+               desired = *put_body;
+               std::string rv = desired.contains("metadata") && desired["metadata"].is_object()
+                                    ? desired["metadata"].value("resourceVersion", "")
+                                    : "";
+               if (!rv.empty() && rv != std::to_string(mod)) {
+                 *e = api::Conflict(type->group, type->plural, current["metadata"].value("name", ""),
+                                    "the object has been modified; please apply your changes to the latest "
+                                    "version and try again");
+                 return absl::FailedPreconditionError("conflict");
+               }
+             } else {
+               desired = ScaleOf(with_rv);
+               try {
+                 if (patch_kind == PatchKind::kJson) {
+                   desired = desired.patch(*patch);
+                 } else {
+                   desired.merge_patch(*patch);
+                 }
+               } catch (const json::exception& ex) {
+                 *e = ApiError{422, "Invalid", absl::StrCat("the patch could not be applied: ", ex.what())};
+                 return absl::InvalidArgumentError("patch");
+               }
+             }
+             const json* replicas = nullptr;
+             if (desired.contains("spec") && desired["spec"].is_object() && desired["spec"].contains("replicas")) {
+               replicas = &desired["spec"]["replicas"];
+             }
+             if (replicas == nullptr || !replicas->is_number_integer() || replicas->get<int64_t>() < 0 ||
+                 replicas->get<int64_t>() > INT32_MAX) {
+               std::string shown = replicas == nullptr ? "null" : replicas->dump();
+               *e = api::Invalid("autoscaling", "Scale", current["metadata"].value("name", ""),
+                                 {{"FieldValueInvalid",
+                                   absl::StrCat("Invalid value: ", shown,
+                                                ": must be greater than or equal to 0"),
+                                   "spec.replicas"}});
+               return absl::InvalidArgumentError("replicas");
+             }
+             json next = current;
+             next["spec"]["replicas"] = replicas->get<int64_t>();
+             return next;
+           },
+           std::move(resp), 200, std::move(as_scale));
   }
 
   void DeleteCollection(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req,
@@ -1064,8 +1435,14 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       if (!t->categories.empty()) r["categories"] = t->categories;
       resources.push_back(r);
       for (const auto& sub : t->subresources) {
-        resources.push_back({{"name", t->plural + "/" + sub}, {"singularName", ""}, {"namespaced", t->namespaced},
-                             {"kind", t->kind}, {"verbs", json::array({"get", "patch", "update"})}});
+        api::SubresourceType st = api::DescribeSubresource(*t, sub);
+        json entry = {{"name", t->plural + "/" + sub}, {"singularName", ""}, {"namespaced", t->namespaced},
+                      {"kind", st.kind}, {"verbs", st.verbs}};
+        if (st.group != t->group || st.version != t->version) {
+          entry["group"] = st.group;
+          entry["version"] = st.version;
+        }
+        resources.push_back(std::move(entry));
       }
     }
     json list = {{"kind", "APIResourceList"},
@@ -1113,9 +1490,10 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
           if (!t->subresources.empty()) {
             json subs = json::array();
             for (const auto& s : t->subresources) {
+              api::SubresourceType st = api::DescribeSubresource(*t, s);
               subs.push_back({{"subresource", s},
-                              {"responseKind", {{"group", t->group}, {"version", t->version}, {"kind", t->kind}}},
-                              {"verbs", json::array({"get", "patch", "update"})}});
+                              {"responseKind", {{"group", st.group}, {"version", st.version}, {"kind", st.kind}}},
+                              {"verbs", st.verbs}});
             }
             r["subresources"] = subs;
           }
@@ -1225,21 +1603,32 @@ void ResourceApi::Serve(const RequestInfo& info, http::HttpRequest&& request,
   } else if (ri.namespace_name.empty() && ri.verb != "list" && ri.verb != "watch") {
     return RespondError(*responder, api::NotFound(t->group, t->plural, ri.name));
   }
-  if (!ri.subresource.empty() && ri.subresource != "status") {
+  if (!ri.subresource.empty() && !t->Serves(ri.subresource)) {
     return RespondError(*responder,
                         api::ApiError{404, "NotFound",
                                       absl::StrCat("the server could not find the requested resource (",
                                                    t->plural, "/", ri.subresource, " is not served)")});
   }
-  if (ri.verb == "get") return impl_->Get(*t, ri, std::move(responder));
-  if (ri.verb == "list") return impl_->List(*t, ri, request, std::move(responder));
-  if (ri.verb == "watch") return impl_->Watch(*t, ri, request, std::move(responder));
-  if (ri.verb == "create") return impl_->Create(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "update") return impl_->Update(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "patch") return impl_->Patch(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "delete") return impl_->Delete(*t, ri, request, std::move(responder));
-  if (ri.verb == "deletecollection") return impl_->DeleteCollection(*t, ri, request, std::move(responder));
-  RespondError(*responder, api::MethodNotAllowed(absl::StrCat(request.method, " is not supported")));
+  // Handlers check the shapes they read; a JSON type error that still gets
+  // through is the client's malformed input, never a reason to stop serving.
+  std::shared_ptr<http::HttpResponder> keep = responder;
+  try {
+    if (ri.subresource == "binding") return impl_->Bind(*t, ri, std::move(request), std::move(responder));
+    if (ri.subresource == "scale") return impl_->Scale(*t, ri, std::move(request), std::move(responder));
+    if (ri.subresource == "eviction") return impl_->Evict(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "get") return impl_->Get(*t, ri, std::move(responder));
+    if (ri.verb == "list") return impl_->List(*t, ri, request, std::move(responder));
+    if (ri.verb == "watch") return impl_->Watch(*t, ri, request, std::move(responder));
+    if (ri.verb == "create") return impl_->Create(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "update") return impl_->Update(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "patch") return impl_->Patch(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "delete") return impl_->Delete(*t, ri, request, std::move(responder));
+    if (ri.verb == "deletecollection") return impl_->DeleteCollection(*t, ri, request, std::move(responder));
+  } catch (const nlohmann::json::exception& e) {
+    spdlog::warn("{} {}: malformed request: {}", ri.verb, info.resource, e.what());
+    return RespondError(*keep, api::BadRequest(absl::StrCat("the request is malformed: ", e.what())));
+  }
+  RespondError(*keep, api::MethodNotAllowed(absl::StrCat(request.method, " is not supported")));
 }
 
 bool ResourceApi::ServeDiscovery(const http::HttpRequest& request, http::HttpResponder& responder) {
