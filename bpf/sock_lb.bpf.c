@@ -179,15 +179,28 @@ static __always_inline int refuse(__u32 reason, __u32 service_id) {
   return 0;
 }
 
-/* Shared by connect4 and sendmsg4: translate a service destination. */
-static __always_inline int translate4(struct bpf_sock_addr* ctx, int store_revnat) {
+/* The IPv4 address inside an IPv4-mapped IPv6 address (::ffff:a.b.c.d) of
+ * a dual-stack socket, or 0 when the address is native IPv6. */
+static __always_inline __u32 mapped_ip4(struct bpf_sock_addr* ctx) {
+  if (ctx->user_ip6[0] != 0 || ctx->user_ip6[1] != 0 || ctx->user_ip6[2] != bpf_htonl(0xffff)) return 0;
+  return ctx->user_ip6[3];
+}
+
+/* Shared by connect4/6 and sendmsg4/6: translate a service destination.
+ * `v6` says the address lives in user_ip6 as an IPv4-mapped address. */
+static __always_inline int translate(struct bpf_sock_addr* ctx, int store_revnat, int v6) {
   __u8 proto = (__u8)ctx->protocol;
   if (proto != KELPIE_IPPROTO_TCP && proto != KELPIE_IPPROTO_UDP) {
     count(KELPIE_LB_SKIP_PROTOCOL);
     return 1;
   }
+  __u32 daddr = v6 ? mapped_ip4(ctx) : ctx->user_ip4;
+  if (v6 && daddr == 0) {
+    count(KELPIE_LB_SKIP_NATIVE_IPV6);
+    return 1;
+  }
   struct kelpie_lb_service_key key = {
-      .address = ctx->user_ip4, .port = (__u16)ctx->user_port, .protocol = proto};
+      .address = daddr, .port = (__u16)ctx->user_port, .protocol = proto};
   struct kelpie_lb_service_value* svc = bpf_map_lookup_elem(&lb_services, &key);
   if (!svc) {
     count(KELPIE_LB_SKIP_NOT_SERVICE);
@@ -207,44 +220,78 @@ static __always_inline int translate4(struct bpf_sock_addr* ctx, int store_revna
     struct kelpie_lb_revnat_value rval = {.service_address = key.address, .service_port = key.port};
     if (bpf_map_update_elem(&lb_revnat, &rkey, &rval, BPF_ANY) != 0) count(KELPIE_LB_REVNAT_UPDATE_FAILED);
   }
-  ctx->user_ip4 = b->address;
+  if (v6)
+    ctx->user_ip6[3] = b->address; /* stays ::ffff:backend */
+  else
+    ctx->user_ip4 = b->address;
   ctx->user_port = b->port;
   count(KELPIE_LB_TRANSLATED);
   count_service(svc->service_id, 1);
   return 1;
 }
 
-/* recvmsg4/getpeername4: show the service address for a translated peer. */
-static __always_inline void reverse4(struct bpf_sock_addr* ctx) {
+/* recvmsg/getpeername: show the service address for a translated peer. */
+static __always_inline void reverse(struct bpf_sock_addr* ctx, int v6) {
+  __u32 peer = v6 ? mapped_ip4(ctx) : ctx->user_ip4;
+  if (v6 && peer == 0) {
+    count(KELPIE_LB_SKIP_NATIVE_IPV6);
+    return;
+  }
   struct kelpie_lb_revnat_key rkey = {.socket_cookie = bpf_get_socket_cookie(ctx),
-                                      .backend_address = ctx->user_ip4,
+                                      .backend_address = peer,
                                       .backend_port = (__u16)ctx->user_port};
   struct kelpie_lb_revnat_value* r = bpf_map_lookup_elem(&lb_revnat, &rkey);
   if (!r) {
     count(KELPIE_LB_SKIP_NO_REVNAT);
     return;
   }
-  ctx->user_ip4 = r->service_address;
+  if (v6)
+    ctx->user_ip6[3] = r->service_address;
+  else
+    ctx->user_ip4 = r->service_address;
   ctx->user_port = r->service_port;
   count(KELPIE_LB_REVNAT_APPLIED);
 }
 
 SEC("cgroup/connect4")
 int kelpie_connect4(struct bpf_sock_addr* ctx) {
-  return translate4(ctx, ctx->protocol == KELPIE_IPPROTO_UDP || tcp_revnat);
+  return translate(ctx, ctx->protocol == KELPIE_IPPROTO_UDP || tcp_revnat, 0);
 }
 
 SEC("cgroup/sendmsg4")
-int kelpie_sendmsg4(struct bpf_sock_addr* ctx) { return translate4(ctx, 1); }
+int kelpie_sendmsg4(struct bpf_sock_addr* ctx) { return translate(ctx, 1, 0); }
 
 SEC("cgroup/recvmsg4")
 int kelpie_recvmsg4(struct bpf_sock_addr* ctx) {
-  reverse4(ctx);
+  reverse(ctx, 0);
   return 1; /* recvmsg hooks must not reject */
 }
 
 SEC("cgroup/getpeername4")
 int kelpie_getpeername4(struct bpf_sock_addr* ctx) {
-  reverse4(ctx);
+  reverse(ctx, 0);
+  return 1;
+}
+
+/* Dual-stack (AF_INET6) sockets reaching IPv4 services through IPv4-mapped
+ * addresses: the kernel runs only the v6 hooks for them. Native IPv6
+ * destinations pass untouched (no IPv6 services yet). */
+SEC("cgroup/connect6")
+int kelpie_connect6(struct bpf_sock_addr* ctx) {
+  return translate(ctx, ctx->protocol == KELPIE_IPPROTO_UDP || tcp_revnat, 1);
+}
+
+SEC("cgroup/sendmsg6")
+int kelpie_sendmsg6(struct bpf_sock_addr* ctx) { return translate(ctx, 1, 1); }
+
+SEC("cgroup/recvmsg6")
+int kelpie_recvmsg6(struct bpf_sock_addr* ctx) {
+  reverse(ctx, 1);
+  return 1;
+}
+
+SEC("cgroup/getpeername6")
+int kelpie_getpeername6(struct bpf_sock_addr* ctx) {
+  reverse(ctx, 1);
   return 1;
 }

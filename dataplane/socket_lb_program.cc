@@ -22,7 +22,8 @@ namespace {
 
 constexpr const char* kMapNames[] = {"lb_services", "lb_slots",         "lb_backends", "lb_revnat",
                                      "lb_affinity", "lb_service_stats", "lb_reasons"};
-constexpr const char* kLinkNames[] = {"link_connect4", "link_sendmsg4", "link_recvmsg4", "link_getpeername4"};
+constexpr const char* kLinkNames[] = {"link_connect4", "link_sendmsg4", "link_recvmsg4", "link_getpeername4",
+                                      "link_connect6", "link_sendmsg6", "link_recvmsg6", "link_getpeername6"};
 
 absl::Status ErrnoError(absl::string_view what) {
   int e = errno;
@@ -90,10 +91,15 @@ absl::Status SocketLbProgram::Load() {
 
   int cgroup_fd = ::open(options_.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (cgroup_fd < 0) return ErrnoError(absl::StrCat("opening cgroup ", options_.cgroup_path));
-  struct bpf_program* progs[] = {skel->progs.kelpie_connect4, skel->progs.kelpie_sendmsg4,
-                                 skel->progs.kelpie_recvmsg4, skel->progs.kelpie_getpeername4};
+  struct bpf_program* progs[] = {skel->progs.kelpie_connect4,     skel->progs.kelpie_sendmsg4,
+                                 skel->progs.kelpie_recvmsg4,     skel->progs.kelpie_getpeername4,
+                                 skel->progs.kelpie_connect6,     skel->progs.kelpie_sendmsg6,
+                                 skel->progs.kelpie_recvmsg6,     skel->progs.kelpie_getpeername6};
+  static_assert(sizeof(progs) / sizeof(progs[0]) == sizeof(kLinkNames) / sizeof(kLinkNames[0]));
   absl::Status s;
-  for (size_t i = 0; i < 4 && s.ok(); ++i) s = AttachOrUpdate(progs[i], kLinkNames[i], cgroup_fd);
+  for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && s.ok(); ++i) {
+    s = AttachOrUpdate(progs[i], kLinkNames[i], cgroup_fd);
+  }
   ::close(cgroup_fd);
   if (!s.ok()) return s;
 

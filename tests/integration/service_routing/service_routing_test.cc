@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
@@ -186,6 +187,51 @@ TEST_F(ServiceRoutingTest, ConnectedUdpPeerIsTheService) {
   char buf[64];
   ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
   EXPECT_GT(n, 0) << std::strerror(errno);
+  ::close(fd);
+}
+
+// Dual-stack sockets reach IPv4 services through IPv4-mapped addresses;
+// the kernel runs only the v6 hooks for them.
+TEST_F(ServiceRoutingTest, DualStackSocketsReachServicesThroughMappedAddresses) {
+  ASSERT_TRUE(proxy_->OnServiceUpdate(MakeService("web", vip(17))).ok());
+  ASSERT_TRUE(proxy_->OnEndpointSliceUpdate(MakeSlice("web", net_->addresses())).ok());
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(80);
+  ASSERT_EQ(::inet_pton(AF_INET6, ("::ffff:" + vip(17)).c_str(), &a.sin6_addr), 1);
+  std::set<std::string> seen;
+  for (int i = 0; i < 45; ++i) {
+    int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    timeval tv{.tv_sec = 2, .tv_usec = 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << std::strerror(errno);
+    sockaddr_in6 peer{};
+    socklen_t len = sizeof(peer);
+    ASSERT_EQ(::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len), 0);
+    EXPECT_EQ(std::memcmp(&peer.sin6_addr, &a.sin6_addr, sizeof(a.sin6_addr)), 0);
+    EXPECT_EQ(peer.sin6_port, htons(80));
+    (void)::send(fd, "hi\n", 3, MSG_NOSIGNAL);
+    char buf[64];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    ASSERT_GT(n, 0);
+    seen.insert(std::string(buf, static_cast<size_t>(n)));
+    ::close(fd);
+  }
+  EXPECT_EQ(seen.size(), 3u);
+  // UDP from a dual-stack socket: the reply comes from the mapped service.
+  int fd = ::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  timeval tv{.tv_sec = 2, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  a.sin6_port = htons(53);
+  ASSERT_EQ(::sendto(fd, "hi", 2, 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 2) << std::strerror(errno);
+  char buf[64];
+  sockaddr_in6 from{};
+  socklen_t len = sizeof(from);
+  ASSERT_GT(::recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len), 0) << std::strerror(errno);
+  EXPECT_EQ(std::memcmp(&from.sin6_addr, &a.sin6_addr, sizeof(a.sin6_addr)), 0);
+  EXPECT_EQ(from.sin6_port, htons(53));
   ::close(fd);
 }
 
