@@ -186,4 +186,15 @@ absl::StatusOr<uint32_t> ServiceMaps::CountAffinityEntries() const {
   return n;
 }
 
+absl::StatusOr<LbMaps::LruUsage> ServiceMaps::CountLruEntries() const {
+  LruUsage usage;
+  auto revnat = CountRevnatEntries();
+  if (!revnat.ok()) return revnat.status();
+  auto affinity = CountAffinityEntries();
+  if (!affinity.ok()) return affinity.status();
+  usage.revnat = *revnat;
+  usage.affinity = *affinity;
+  return usage;
+}
+
 }  // namespace kelpie::dataplane

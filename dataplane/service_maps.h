@@ -55,6 +55,13 @@ class LbMaps {
   virtual absl::Status DeleteSlots(uint32_t service_id, uint32_t from, uint32_t to) = 0;
   virtual absl::StatusOr<LbMapsSnapshot> Snapshot() = 0;
   virtual LbMapCapacity Capacity() const = 0;
+  // Entries in the maps the BPF programs fill themselves (LRU: reverse
+  // translation, affinity). Walks them: call on a slow timer.
+  struct LruUsage {
+    uint32_t revnat = 0;
+    uint32_t affinity = 0;
+  };
+  virtual absl::StatusOr<LruUsage> CountLruEntries() const = 0;
 };
 
 // Reason counters summed over CPUs, indexed by enum kelpie_lb_reason.
@@ -82,6 +89,7 @@ class ServiceMaps : public LbMaps {
   absl::Status DeleteSlots(uint32_t service_id, uint32_t from, uint32_t to) override;
   absl::StatusOr<LbMapsSnapshot> Snapshot() override;
   LbMapCapacity Capacity() const override { return capacity_; }
+  absl::StatusOr<LruUsage> CountLruEntries() const override;
 
   // Per-CPU reason counters summed (KELPIE_LB_REASON_MAX entries).
   absl::StatusOr<LbReasonCounts> ReasonCounts() const;

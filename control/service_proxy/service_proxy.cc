@@ -61,6 +61,18 @@ ServiceProxy::ServiceProxy(dataplane::LbMaps& maps, prometheus::Registry& regist
   pressure_services_ = &pressure.Add({{"map", "lb_services"}});
   pressure_backends_ = &pressure.Add({{"map", "lb_backends"}});
   pressure_slots_ = &pressure.Add({{"map", "lb_slots"}});
+  pressure_revnat_ = &pressure.Add({{"map", "lb_revnat"}});
+  pressure_affinity_ = &pressure.Add({{"map", "lb_affinity"}});
+}
+
+absl::Status ServiceProxy::RefreshLruPressure() {
+  // No lock: reads only the kernel maps and sets gauges.
+  auto usage = maps_.CountLruEntries();
+  if (!usage.ok()) return usage.status();
+  dataplane::LbMapCapacity c = maps_.Capacity();
+  pressure_revnat_->Set(c.revnat ? static_cast<double>(usage->revnat) / c.revnat : 0.0);
+  pressure_affinity_->Set(c.affinity ? static_cast<double>(usage->affinity) / c.affinity : 0.0);
+  return absl::OkStatus();
 }
 
 ServiceProxy::~ServiceProxy() = default;

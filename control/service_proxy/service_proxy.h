@@ -80,6 +80,10 @@ class ServiceProxy {
   // claims (stale entries of a previous run).
   absl::Status OnInitialSyncDone();
 
+  // Refreshes the pressure of the maps the BPF programs fill (reverse
+  // translation and affinity LRUs) by walking them: call on a slow timer.
+  absl::Status RefreshLruPressure();
+
   // Frontends and backends currently programmed (for tests and status).
   size_t frontend_count() const;
   size_t backend_count() const;
@@ -139,6 +143,8 @@ class ServiceProxy {
   prometheus::Gauge* pressure_services_ = nullptr;
   prometheus::Gauge* pressure_backends_ = nullptr;
   prometheus::Gauge* pressure_slots_ = nullptr;
+  prometheus::Gauge* pressure_revnat_ = nullptr;
+  prometheus::Gauge* pressure_affinity_ = nullptr;
 };
 
 }  // namespace kelpie::service_proxy

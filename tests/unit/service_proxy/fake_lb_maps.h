@@ -56,6 +56,8 @@ class FakeLbMaps : public dataplane::LbMaps {
     return s;
   }
   dataplane::LbMapCapacity Capacity() const override { return {100, 100, 1000, 100, 100}; }
+  absl::StatusOr<LruUsage> CountLruEntries() const override { return lru; }
+  LruUsage lru;
 
   // Backend addresses ("ip:port") the service at `key` routes to, in slot order.
   std::vector<std::string> RoutedTo(const kelpie_lb_service_key& key) const {

@@ -291,6 +291,8 @@ TEST(ServiceProxyRestoreTest, OrphanSlotsAndBackendsAreRemovedAtInitialSync) {
 }
 
 TEST_F(ServiceProxyTest, ExportsTheIssueMetrics) {
+  maps.lru = {.revnat = 25, .affinity = 10};
+  ASSERT_TRUE(proxy.RefreshLruPressure().ok());
   ASSERT_TRUE(proxy.OnServiceUpdate(Web()).ok());
   ASSERT_TRUE(proxy.OnEndpointSliceUpdate(Slice("web-1", {Ep("10.42.0.5")})).ok());
   std::map<std::string, const prometheus::MetricFamily*> families;
@@ -307,6 +309,12 @@ TEST_F(ServiceProxyTest, ExportsTheIssueMetrics) {
     }
     if (m.label[0].value == "lb_backends") {
       EXPECT_DOUBLE_EQ(m.gauge.value, 2.0 / 100);
+    }
+    if (m.label[0].value == "lb_revnat") {
+      EXPECT_DOUBLE_EQ(m.gauge.value, 25.0 / 100);
+    }
+    if (m.label[0].value == "lb_affinity") {
+      EXPECT_DOUBLE_EQ(m.gauge.value, 10.0 / 100);
     }
   }
 }
