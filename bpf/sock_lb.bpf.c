@@ -295,3 +295,33 @@ int kelpie_getpeername6(struct bpf_sock_addr* ctx) {
   reverse(ctx, 1);
   return 1;
 }
+
+/* A closing socket's reverse entry goes with it, so the LRU holds live
+ * sockets only (long-lived connections keep their getpeername translation).
+ * Unconnected UDP sockets' entries (several destinations) age out of the
+ * LRU instead. */
+SEC("cgroup/sock_release")
+int kelpie_sock_release(struct bpf_sock* sk) {
+  /* Every field read once, up front, at a constant offset: the verifier
+   * rejects context accesses through a computed pointer. */
+  __u32 family = sk->family;
+  __u32 dst4 = sk->dst_ip4;
+  __u32 dst6_0 = sk->dst_ip6[0];
+  __u32 dst6_1 = sk->dst_ip6[1];
+  __u32 dst6_2 = sk->dst_ip6[2];
+  __u32 dst6_3 = sk->dst_ip6[3];
+  __u16 dport = (__u16)sk->dst_port;
+  asm volatile("" ::: "memory");
+  __u32 peer = 0;
+  if (family == 2 /* AF_INET */) {
+    peer = dst4;
+  } else if (family == 10 /* AF_INET6 */ && dst6_0 == 0 && dst6_1 == 0 && dst6_2 == bpf_htonl(0xffff)) {
+    peer = dst6_3;
+  }
+  if (peer == 0) return 1;
+  struct kelpie_lb_revnat_key rkey = {.socket_cookie = bpf_get_socket_cookie(sk),
+                                      .backend_address = peer,
+                                      .backend_port = dport};
+  if (bpf_map_delete_elem(&lb_revnat, &rkey) == 0) count(KELPIE_LB_REVNAT_RELEASED);
+  return 1;
+}

@@ -23,7 +23,8 @@ namespace {
 constexpr const char* kMapNames[] = {"lb_services", "lb_slots",         "lb_backends", "lb_revnat",
                                      "lb_affinity", "lb_service_stats", "lb_reasons"};
 constexpr const char* kLinkNames[] = {"link_connect4", "link_sendmsg4", "link_recvmsg4", "link_getpeername4",
-                                      "link_connect6", "link_sendmsg6", "link_recvmsg6", "link_getpeername6"};
+                                      "link_connect6", "link_sendmsg6", "link_recvmsg6", "link_getpeername6",
+                                      "link_sock_release"};
 
 absl::Status ErrnoError(absl::string_view what) {
   int e = errno;
@@ -85,8 +86,8 @@ absl::Status SocketLbProgram::Load() {
   }
   reused_pins_ = any_pinned;
   if (absl::Status s = skel_->Load(); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat(s.message(), " (pinned maps under ", options_.pin_dir,
-                                               " must match the configured sizes)"));
+    return absl::Status(s.code(), absl::StrCat(s.message(), " (maps already pinned under ", options_.pin_dir,
+                                               " are reused only when their sizes match the configuration)"));
   }
 
   int cgroup_fd = ::open(options_.cgroup_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -94,7 +95,8 @@ absl::Status SocketLbProgram::Load() {
   struct bpf_program* progs[] = {skel->progs.kelpie_connect4,     skel->progs.kelpie_sendmsg4,
                                  skel->progs.kelpie_recvmsg4,     skel->progs.kelpie_getpeername4,
                                  skel->progs.kelpie_connect6,     skel->progs.kelpie_sendmsg6,
-                                 skel->progs.kelpie_recvmsg6,     skel->progs.kelpie_getpeername6};
+                                 skel->progs.kelpie_recvmsg6,     skel->progs.kelpie_getpeername6,
+                                 skel->progs.kelpie_sock_release};
   static_assert(sizeof(progs) / sizeof(progs[0]) == sizeof(kLinkNames) / sizeof(kLinkNames[0]));
   absl::Status s;
   for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && s.ok(); ++i) {

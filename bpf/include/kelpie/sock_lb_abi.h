@@ -94,7 +94,8 @@ enum kelpie_lb_reason {
   KELPIE_LB_REVNAT_APPLIED = 10,     /* not a skip: reply/peer shown as service */
   KELPIE_LB_STATS_UPDATE_FAILED = 11, /* per-service stats entry not created */
   KELPIE_LB_SKIP_NATIVE_IPV6 = 12,   /* v6 hook, address not IPv4-mapped */
-  KELPIE_LB_REASON_MAX = 13,
+  KELPIE_LB_REVNAT_RELEASED = 13,    /* not a skip: reverse entry removed at close */
+  KELPIE_LB_REASON_MAX = 14,
 };
 
 /* Default sizes (the loader may change max_entries before load). */
