@@ -101,7 +101,11 @@ absl::Status Informer::ListAndReconcile(std::string* resource_version) {
   if (!list.ok()) return list.status();
   *resource_version = (*list)["metadata"].value("resourceVersion", "");
   std::map<std::string, json> fresh;
-  for (auto& item : (*list)["items"]) fresh[KeyOf(item)] = std::move(item);
+  for (auto& item : (*list)["items"]) {
+    // The key first: the right side of an assignment is evaluated first.
+    std::string key = KeyOf(item);
+    fresh[key] = std::move(item);
+  }
   // Objects deleted while we were not watching are deletes now.
   std::vector<json> gone;
   {

@@ -89,8 +89,6 @@ absl::Status StatusFromHttp(int code, const std::string& body) {
   }
 }
 
-bool IsNotFound(const absl::Status& s) { return s.code() == absl::StatusCode::kNotFound; }
-bool IsAlreadyExists(const absl::Status& s) { return s.code() == absl::StatusCode::kAlreadyExists; }
 bool IsConflict(const absl::Status& s) { return s.code() == absl::StatusCode::kAborted; }
 bool IsGone(const absl::Status& s) { return s.code() == absl::StatusCode::kOutOfRange; }
 

@@ -57,8 +57,7 @@ enum class PatchType { kMerge, kStrategicMerge, kJson };
 //   401 -> kUnauthenticated, 403 -> kPermissionDenied, 429/503/transport ->
 //   kUnavailable. The message is the Status message.
 absl::Status StatusFromHttp(int code, const std::string& body);
-bool IsNotFound(const absl::Status& s);
-bool IsAlreadyExists(const absl::Status& s);
+// (absl::IsNotFound and absl::IsAlreadyExists serve 404 and AlreadyExists.)
 bool IsConflict(const absl::Status& s);
 bool IsGone(const absl::Status& s);
 
