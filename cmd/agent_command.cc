@@ -2,6 +2,7 @@
 // with a kubeconfig and tracks the server's readiness; the kubelet, the
 // eBPF dataplane and the exporters run inside it as they land.
 #include <CLI/CLI.hpp>
+#include <prometheus/registry.h>
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
@@ -18,6 +19,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
 
 namespace kelpie::cmd {
@@ -29,6 +31,8 @@ struct AgentFlags {
   int health_interval_seconds = 10;
   std::string data_dir = "/var/lib/kelpie";
   kubelet::KubeletOptions kubelet;
+  service_proxy::ServiceRoutingOptions service_routing;
+  std::string service_cidr = "10.43.0.0/16";
   log::Flags log;
 };
 
@@ -66,6 +70,20 @@ int RunAgent(const AgentFlags& f) {
     spdlog::error("kubelet: {}", node.status().message());
     return 2;
   }
+  auto metrics = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<service_proxy::ServiceRouting> routing;
+  if (f.service_routing.enabled) {
+    service_proxy::ServiceRoutingOptions so = f.service_routing;
+    so.node_name = (*node)->node_name();
+    so.service_cidr = f.service_cidr;
+    auto started = service_proxy::ServiceRouting::Start(so, client::ClientOptionsFromKubeconfig(*kc), *metrics);
+    if (!started.ok()) {
+      spdlog::error("service routing: {} (it needs root; --service-routing=false runs without it)",
+                    started.status().message());
+      return 1;
+    }
+    routing = std::move(*started);
+  }
 
   std::mutex mu;
   std::condition_variable cv;
@@ -99,6 +117,7 @@ int RunAgent(const AgentFlags& f) {
   }
   cv.notify_all();
   health.join();
+  if (routing) routing->Stop();
   (*node)->Stop();
   spdlog::info("stopped");
   return 0;
@@ -125,6 +144,10 @@ CommandRunner RegisterAgentCommand(CLI::App& root) {
   app->add_option("--data-dir", f->data_dir, "Folder for this node's state (images, pods, logs)")
       ->capture_default_str();
   kubelet::AddKubeletFlags(*app, f->kubelet);
+  app->add_option("--service-cidr", f->service_cidr,
+                  "The cluster's Service range (routed locally so unknown service addresses fail on the node)")
+      ->capture_default_str();
+  service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
   log::AddFlags(*app, f->log);
   return [f] { return RunAgent(*f); };
 }

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <prometheus/registry.h>
 #include <csignal>
 #include <iostream>
 
@@ -22,6 +23,7 @@
 #include "orchestrator/apiserver/node_strategy.h"
 #include "orchestrator/apiserver/service_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
 #include "orchestrator/pki/cluster_pki.h"
 #include "orchestrator/store/store.h"
@@ -46,6 +48,7 @@ struct ServerFlags {
   int shutdown_grace_seconds = 15;
   store::StoreOptions store;
   kubelet::KubeletOptions kubelet;
+  service_proxy::ServiceRoutingOptions service_routing;
 };
 
 int RunServer(const ServerFlags& f) {
@@ -197,6 +200,24 @@ int RunServer(const ServerFlags& f) {
     }
     local_node = std::move(*started);
   }
+  // Services reach their endpoints from this node through the eBPF socket
+  // load balancer (kube-proxy's job).
+  auto metrics = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<service_proxy::ServiceRouting> routing;
+  if (f.service_routing.enabled) {
+    service_proxy::ServiceRoutingOptions so = f.service_routing;
+    so.node_name = local_node->node_name();
+    so.service_cidr = f.service_cidr;
+    auto started = service_proxy::ServiceRouting::Start(so, client::ClientOptionsFromKubeconfig(kc), *metrics);
+    if (!started.ok()) {
+      spdlog::error("service routing: {} (it needs root; --service-routing=false runs without it)",
+                    started.status().message());
+      local_node->Stop();
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 1;
+    }
+    routing = std::move(*started);
+  }
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
                kubeconfig_path);
@@ -204,6 +225,7 @@ int RunServer(const ServerFlags& f) {
   int sig = WaitForTerminationSignal();
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
+  if (routing) routing->Stop();
   local_node->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
   state_store.reset();  // flushes and closes the store after the last request
@@ -259,6 +281,7 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
       ->capture_default_str();
   store::AddStoreFlags(*app, f->store);
   kubelet::AddKubeletFlags(*app, f->kubelet);
+  service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
   log::AddFlags(*app, f->log);
   return [f] { return RunServer(*f); };
 }
