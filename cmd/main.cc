@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   add(kelpie::cmd::RegisterServerCommand);
   add(kelpie::cmd::RegisterAgentCommand);
   add(kelpie::cmd::RegisterCheckCommand);
+  add(kelpie::cmd::RegisterDetectCommand);
   add(kelpie::cmd::RegisterImageCommand);
   add(kelpie::cmd::RegisterVersionCommand);
 
