@@ -18,5 +18,6 @@ CommandRunner RegisterAgentCommand(CLI::App& root);
 CommandRunner RegisterCheckCommand(CLI::App& root);
 CommandRunner RegisterImageCommand(CLI::App& root);
 CommandRunner RegisterVersionCommand(CLI::App& root);
+CommandRunner RegisterRuntimeShimCommand(CLI::App& root);
 
 }  // namespace kelpie::cmd

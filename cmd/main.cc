@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   add(kelpie::cmd::RegisterCheckCommand);
   add(kelpie::cmd::RegisterImageCommand);
   add(kelpie::cmd::RegisterVersionCommand);
+  add(kelpie::cmd::RegisterRuntimeShimCommand);
 
   try {
     root.parse(argc, argv);
