@@ -181,10 +181,15 @@ TEST_F(RuncPodRuntimeTest, SecurityContextExecAndAdoption) {
   auto gid = runtime_->ExecSync(*id, {"id", "-g"}, std::chrono::seconds(20));
   ASSERT_TRUE(gid.ok());
   EXPECT_EQ(gid->stdout_text, "2345\n");
-  auto write = runtime_->ExecSync(*id, {"sh", "-c", "touch /x"}, std::chrono::seconds(20));
-  ASSERT_TRUE(write.ok());
-  EXPECT_NE(write->exit_code, 0);
-  EXPECT_TRUE(absl::StrContains(write->stderr_text, "Read-only file system")) << write->stderr_text;
+  // As root (who may write anywhere) the read-only root file system refuses.
+  ContainerConfig ro = Container("ro", {"sh", "-c", "touch /x"});
+  ro.security.read_only_root_filesystem = true;
+  ContainerStatus ro_status;
+  RunToExit(*sandbox, ro, &ro_status);
+  EXPECT_NE(ro_status.exit_code, 0);
+  auto ro_log = ReadFileToString(ro_status.log_path);
+  ASSERT_TRUE(ro_log.ok());
+  EXPECT_TRUE(absl::StrContains(*ro_log, "Read-only file system")) << *ro_log;
   auto code = runtime_->ExecSync(*id, {"sh", "-c", "echo out; exit 7"}, std::chrono::seconds(20));
   ASSERT_TRUE(code.ok());
   EXPECT_EQ(code->exit_code, 7);
@@ -196,12 +201,13 @@ TEST_F(RuncPodRuntimeTest, SecurityContextExecAndAdoption) {
   // A second runtime over the same state directory adopts the container.
   auto second = RuncPodRuntime::Create(options_, *images_);
   ASSERT_TRUE(second.ok()) << second.status();
-  auto listed = (*second)->ListContainers(*sandbox);
+  auto listed = (*second)->GetContainerStatus(*id);
   ASSERT_TRUE(listed.ok());
-  ASSERT_EQ(listed->size(), 1u);
-  EXPECT_EQ((*listed)[0].id, *id);
-  EXPECT_EQ((*listed)[0].state, ContainerState::kRunning);
-  EXPECT_EQ((*listed)[0].pid, running->pid);
+  EXPECT_EQ(listed->state, ContainerState::kRunning);
+  EXPECT_EQ(listed->pid, running->pid);
+  auto all = (*second)->ListContainers(*sandbox);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 2u);
   auto pods = (*second)->ListPodSandboxes();
   ASSERT_TRUE(pods.ok());
   ASSERT_EQ(pods->size(), 1u);
