@@ -19,5 +19,6 @@ CommandRunner RegisterCheckCommand(CLI::App& root);
 CommandRunner RegisterDetectCommand(CLI::App& root);
 CommandRunner RegisterImageCommand(CLI::App& root);
 CommandRunner RegisterVersionCommand(CLI::App& root);
+CommandRunner RegisterRuntimeShimCommand(CLI::App& root);
 
 }  // namespace kelpie::cmd

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add(kelpie::cmd::RegisterDetectCommand);
   add(kelpie::cmd::RegisterImageCommand);
   add(kelpie::cmd::RegisterVersionCommand);
+  add(kelpie::cmd::RegisterRuntimeShimCommand);
 
   try {
     root.parse(argc, argv);
