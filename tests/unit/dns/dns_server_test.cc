@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -364,17 +365,28 @@ TEST(ResolvConfTest, ParsesNameserversAndSkipsLoopback) {
 }
 
 // A real resolver client, when one that can pick a port is installed.
-TEST_F(DnsServerTest, DigResolvesClusterNames) {
-  if (std::system("command -v dig >/dev/null 2>&1") != 0) GTEST_SKIP() << "dig is not installed";
-  std::string cmd = "dig +short +time=3 +tries=1 -p " + std::to_string(server_->port()) +
-                    " @127.0.0.1 web.shop.svc.cluster.local A";
+std::string RunCommand(const std::string& cmd) {
   FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
+  if (p == nullptr) return "";
   char buf[256] = {};
   std::string out;
   while (fgets(buf, sizeof(buf), p) != nullptr) out += buf;
   pclose(p);
-  EXPECT_EQ(out, "10.43.0.20\n");
+  return out;
+}
+
+TEST_F(DnsServerTest, DigResolvesClusterNames) {
+  if (std::system("command -v dig >/dev/null 2>&1") != 0) GTEST_SKIP() << "dig is not installed";
+  const std::string dig = "dig +time=3 +tries=1 -p " + std::to_string(server_->port()) + " @127.0.0.1 ";
+  EXPECT_EQ(RunCommand(dig + "+short web.shop.svc.cluster.local A"), "10.43.0.20\n");
+  EXPECT_EQ(RunCommand(dig + "+short +tcp web.shop.svc.cluster.local A"), "10.43.0.20\n");
+  EXPECT_EQ(RunCommand(dig + "+short _http._tcp.web.shop.svc.cluster.local SRV"), "0 100 80 web.shop.svc.cluster.local.\n");
+  EXPECT_EQ(RunCommand(dig + "+short -x 10.43.0.20"), "web.shop.svc.cluster.local.\n");
+  EXPECT_NE(RunCommand(dig + "nope.shop.svc.cluster.local A").find("status: NXDOMAIN"), std::string::npos);
+  EXPECT_EQ(RunCommand(dig + "+short example.test A"), "192.0.2.1\n");  // via the fake upstream
+  // dig retries the truncated UDP answer over TCP by itself.
+  std::string many = RunCommand(dig + "+short many.shop.svc.cluster.local A");
+  EXPECT_EQ(std::count(many.begin(), many.end(), '\n'), 100) << many;
 }
 
 }  // namespace
