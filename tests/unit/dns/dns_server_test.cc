@@ -348,6 +348,70 @@ TEST(DnsServerNoUpstreamTest, RefusesToForwardWithServfail) {
   EXPECT_EQ(nx.header.rcode, static_cast<uint8_t>(Rcode::kNxDomain));
 }
 
+// A bound UDP socket that never answers: an upstream that times out.
+struct SilentUpstream {
+  Fd fd{socket(AF_INET, SOCK_DGRAM, 0)};
+  uint16_t port = 0;
+  SilentUpstream() {
+    auto a = Loopback(0);
+    bind(fd.fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    getsockname(fd.fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+};
+
+TEST(DnsServerUpstreamFailureTest, TriesTheNextUpstreamAfterATimeout) {
+  SilentUpstream silent;
+  FakeUpstream fake;
+  ClusterDnsView view{ClusterDnsView::Options{}};
+  DnsServerOptions o;
+  o.address = "127.0.0.1";
+  o.port = 0;
+  o.upstreams = {{"127.0.0.1", silent.port}, {"127.0.0.1", fake.port()}};
+  o.upstream_timeout = std::chrono::milliseconds(300);
+  DnsServer server(o, view);
+  ASSERT_TRUE(server.Start().ok());
+  Message m = Parse(UdpQuery(server.port(), Query("example.test", rr::kA)));
+  ASSERT_EQ(m.answers.size(), 1u);
+  EXPECT_EQ(AddressFromRdata(m.answers[0]), "192.0.2.1");
+  EXPECT_TRUE(WaitReadable(silent.fd.fd, 0));  // the first upstream was asked
+
+  // Only the silent one: SERVFAIL after the timeout.
+  o.upstreams = {{"127.0.0.1", silent.port}};
+  DnsServer lonely(o, view);
+  ASSERT_TRUE(lonely.Start().ok());
+  Message fail = Parse(UdpQuery(lonely.port(), Query("example.test", rr::kA)));
+  EXPECT_EQ(fail.header.rcode, static_cast<uint8_t>(Rcode::kServFail));
+}
+
+TEST(DnsServerUpstreamFailureTest, StopsCleanlyWithForwardsInFlight) {
+  SilentUpstream silent;
+  ClusterDnsView view{ClusterDnsView::Options{}};
+  DnsServerOptions o;
+  o.address = "127.0.0.1";
+  o.port = 0;
+  o.upstreams = {{"127.0.0.1", silent.port}};
+  o.upstream_timeout = std::chrono::milliseconds(10000);
+  auto server = std::make_unique<DnsServer>(o, view);
+  ASSERT_TRUE(server->Start().ok());
+  Fd client(socket(AF_INET, SOCK_DGRAM, 0));
+  auto a = Loopback(server->port());
+  Bytes q = Query("example.test", rr::kA);
+  for (int i = 0; i < 10; ++i) sendto(client.fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  // TCP client with a forward in flight too.
+  Fd tcp(socket(AF_INET, SOCK_STREAM, 0));
+  ASSERT_EQ(connect(tcp.fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  Bytes framed = {0, static_cast<uint8_t>(q.size())};
+  framed.insert(framed.end(), q.begin(), q.end());
+  ASSERT_EQ(write(tcp.fd, framed.data(), framed.size()), static_cast<ssize_t>(framed.size()));
+  for (int i = 0; i < 50 && !WaitReadable(silent.fd.fd, 0); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  auto start = std::chrono::steady_clock::now();
+  server->Stop();
+  server.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));  // did not wait for the timeout
+}
+
 TEST(ResolvConfTest, ParsesNameserversAndSkipsLoopback) {
   auto servers = ParseResolvConf("# comment\nsearch example.org\nnameserver 192.0.2.53\nnameserver\tfd00::53\n"
                                  "nameserver 127.0.0.53\nnameserver bogus\noptions edns0\n");
