@@ -61,6 +61,7 @@ absl::StatusOr<Service> DecodeService(const std::string& text) {
   if (s.name.empty()) return absl::InvalidArgumentError("Service: metadata.name is required");
   const json& spec = doc.value("spec", json::object());
   s.type = StringOr(spec, "type", "ClusterIP");
+  s.external_name = StringOr(spec, "externalName");
   s.cluster_ips = Strings(spec, "clusterIPs");
   if (s.cluster_ips.empty()) {
     std::string ip = StringOr(spec, "clusterIP");
@@ -126,6 +127,7 @@ absl::StatusOr<EndpointSlice> DecodeEndpointSlice(const std::string& text) {
       Endpoint ep;
       ep.addresses = Strings(e, "addresses");
       ep.node_name = StringOr(e, "nodeName");
+      ep.hostname = StringOr(e, "hostname");
       const json& c = e.value("conditions", json::object());
       ep.conditions.ready = OptionalBool(c, "ready").value_or(true);
       ep.conditions.serving = OptionalBool(c, "serving").value_or(ep.conditions.ready);

@@ -29,6 +29,7 @@ struct Service {
   bool session_affinity_client_ip = false;
   uint32_t session_affinity_timeout_s = 10800;  // Kubernetes default (3 h)
   std::vector<std::string> external_ips;
+  std::string external_name;  // spec.externalName (type ExternalName: DNS CNAME target)
   bool internal_traffic_local = false;
   bool external_traffic_local = false;
 
@@ -48,6 +49,7 @@ struct Endpoint {
   std::vector<std::string> addresses;
   EndpointConditions conditions;
   std::string node_name;
+  std::string hostname;  // endpoints[].hostname (headless DNS names); may be empty
 };
 
 struct EndpointPort {
