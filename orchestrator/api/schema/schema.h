@@ -67,6 +67,8 @@ struct TypeDef {
   std::string version;
   std::string description;
   std::vector<Field> fields;
+  // Only some fields are modelled: the others are kept and not reported as unknown.
+  bool open = false;
 
   const Field* FindField(std::string_view json_name) const;
 };

@@ -58,7 +58,7 @@ void UnknownIn(const Schema& schema, const TypeDef& type, json& object, const st
   for (auto& [key, value] : object.items()) {
     const Field* field = type.FindField(key);
     if (!field) {
-      unknown_here.push_back(key);
+      if (!type.open) unknown_here.push_back(key);
       continue;
     }
     UnknownInValue(schema, *field, value, Join(path, key), drop, out);

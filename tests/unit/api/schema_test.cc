@@ -91,21 +91,25 @@ TEST(UnknownFieldsTest, ReportsPathsAndDropsOnRequest) {
   json object = json::parse(R"({
     "apiVersion": "v1", "kind": "Pod", "foo": 1,
     "metadata": {"name": "p", "labels": {"anything": "goes"}, "bogus": true},
-    "spec": {"containers": [{"name": "c", "image": "busybox", "imagePullPolcy": "Always",
-                             "resources": {"limits": {"cpu": "1"}}}],
+    "spec": {"containers": [{"name": "c", "image": "busybox", "lifecycle": {},
+                             "resources": {"limits": {"cpu": "1"}, "limitz": {}}}],
+             "affinity": {"nodeAffinity": {}},
              "volumes": [{"name": "v", "emptyDir": {"medum": "Memory"}}]}
   })");
   json copy = object;
   auto unknown = FindUnknownFields(schema, *pod, copy, false);
   std::sort(unknown.begin(), unknown.end());
-  EXPECT_EQ(unknown, (std::vector<std::string>{"foo", "metadata.bogus", "spec.containers[0].imagePullPolcy",
+  EXPECT_EQ(unknown, (std::vector<std::string>{"foo", "metadata.bogus", "spec.containers[0].resources.limitz",
                                                "spec.volumes[0].emptyDir.medum"}));
   EXPECT_EQ(copy, object);  // reporting alone changes nothing
 
   FindUnknownFields(schema, *pod, copy, true);
   EXPECT_FALSE(copy.contains("foo"));
   EXPECT_FALSE(copy["metadata"].contains("bogus"));
-  EXPECT_FALSE(copy["spec"]["containers"][0].contains("imagePullPolcy"));
+  EXPECT_FALSE(copy["spec"]["containers"][0]["resources"].contains("limitz"));
+  // Fields of types that are not fully modelled yet stay as sent.
+  EXPECT_TRUE(copy["spec"]["containers"][0].contains("lifecycle"));
+  EXPECT_TRUE(copy["spec"].contains("affinity"));
   EXPECT_EQ(copy["spec"]["containers"][0]["resources"]["limits"]["cpu"], "1");
   EXPECT_TRUE(FindUnknownFields(schema, *pod, copy, false).empty());
 }
