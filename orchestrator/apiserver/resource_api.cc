@@ -22,6 +22,7 @@
 #include "orchestrator/api/object_meta.h"
 #include "orchestrator/api/selector.h"
 #include "orchestrator/api/strategic_merge_patch.h"
+#include "orchestrator/apiserver/field_validation.h"
 #include "orchestrator/apiserver/resource_strategy.h"
 
 namespace kelpie::apiserver {
@@ -66,6 +67,17 @@ constexpr size_t kMaxYamlNodes = 1'000'000;
 struct YamlTooComplex {
   std::string why;
 };
+// The fieldValidation parameter (field_validation.h) applied to a create or
+// update body: an error for Strict, warnings for Warn, unknown fields dropped.
+std::optional<ApiError> ApplyFieldValidation(const ResourceType& t, const std::string& query, json& obj,
+                                             std::vector<std::string>* warnings) {
+  std::string value = Param(QueryMap(query), "fieldValidation");
+  auto mode = ParseFieldValidation(value);
+  if (!mode) {
+    return api::BadRequest(absl::StrCat("fieldValidation must be one of Ignore, Warn or Strict, not \"", value, "\""));
+  }
+  return CheckUnknownFields(*mode, t.group, t.version, t.kind, obj, warnings);
+}
 
 // YAML to JSON with Kubernetes' (YAML 1.1 core-ish) scalar typing: plain
 // scalars may be null, booleans or numbers; quoted ones are strings.
@@ -677,6 +689,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (!decoded.ok()) return RespondError(*resp, err);
     json obj = std::move(*decoded);
     if (auto e = CheckTypeMeta(t, obj)) return RespondError(*resp, *e);
+    std::vector<std::string> warnings;
+    if (auto e = ApplyFieldValidation(t, req.query, obj, &warnings)) return RespondError(*resp, *e);
+    resp = WithWarnings(std::move(resp), std::move(warnings));
     if (auto e = CheckNamespace(t, info.namespace_name, obj)) return RespondError(*resp, *e);
     json& meta = obj["metadata"];
     if (meta.contains("resourceVersion") && !meta["resourceVersion"].get<std::string>().empty()) {
@@ -885,6 +900,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (!decoded.ok()) return RespondError(*resp, err);
     json body = std::move(*decoded);
     if (auto e = CheckTypeMeta(t, body)) return RespondError(*resp, *e);
+    std::vector<std::string> warnings;
+    if (auto e = ApplyFieldValidation(t, req.query, body, &warnings)) return RespondError(*resp, *e);
+    resp = WithWarnings(std::move(resp), std::move(warnings));
     if (auto e = CheckNamespace(t, info.namespace_name, body)) return RespondError(*resp, *e);
     std::string body_name = body["metadata"].value("name", "");
     if (body_name != info.name) {
