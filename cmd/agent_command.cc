@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "control/service_proxy/service_cidr_route.h"
 #include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
 
@@ -57,6 +58,14 @@ int RunAgent(const AgentFlags& f) {
   if (absl::Status made = MakeDirectories(f.data_dir, 0700); !made.ok()) {
     spdlog::error("--data-dir: {}", made.message());
     return 2;
+  }
+  // The service range is routed locally before anything else starts (see
+  // kelpie server).
+  if (f.service_routing.enabled) {
+    if (absl::Status st = service_proxy::EnsureServiceCidrRoute(f.service_cidr); !st.ok()) {
+      spdlog::error("service routing: {} (it needs root; --service-routing=false runs without it)", st.message());
+      return 1;
+    }
   }
   kubelet::KubeletOptions ko = f.kubelet;
   ko.data_dir = f.data_dir;

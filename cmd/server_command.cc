@@ -23,6 +23,7 @@
 #include "orchestrator/apiserver/node_strategy.h"
 #include "orchestrator/apiserver/service_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "control/service_proxy/service_cidr_route.h"
 #include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
 #include "orchestrator/pki/cluster_pki.h"
@@ -153,6 +154,15 @@ int RunServer(const ServerFlags& f) {
   if (absl::Status st = resources.EnsureDefaultNamespaces(); !st.ok()) {
     spdlog::error("creating the default namespaces: {}", st.message());
     return 1;
+  }
+  // Route the service range locally before anything can connect to a
+  // service address: until the load balancer is loaded, such a connection
+  // must fail on this machine, not follow the default route.
+  if (f.service_routing.enabled) {
+    if (absl::Status st = service_proxy::EnsureServiceCidrRoute(f.service_cidr); !st.ok()) {
+      spdlog::error("service routing: {} (it needs root; --service-routing=false runs without it)", st.message());
+      return 1;
+    }
   }
   apiserver::ApiServer api(ao, &resources);
   api.AddReadinessCheck("store", [state_store] { return state_store->CurrentRevision().status(); });
