@@ -65,10 +65,14 @@ class HttpClient {
   // (body left empty). Uses a dedicated connection.
   virtual absl::StatusOr<HttpResponse> Stream(
       const ClientRequest& request, const std::function<bool(std::string_view)>& on_data) = 0;
-  // The same, ended early by `canceller`.
+  // The same, ended early by `canceller`. Implementations that cannot
+  // cancel (test fakes) stream to the end.
   virtual absl::StatusOr<HttpResponse> Stream(const ClientRequest& request,
                                               const std::function<bool(std::string_view)>& on_data,
-                                              StreamCanceller& canceller) = 0;
+                                              StreamCanceller& canceller) {
+    (void)canceller;
+    return Stream(request, on_data);
+  }
 };
 
 }  // namespace kelpie::http

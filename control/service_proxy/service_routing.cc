@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -10,7 +11,7 @@
 #include "control/service_proxy/service_proxy.h"
 #include "dataplane/kernel_filesystems.h"
 #include "dataplane/socket_lb_program.h"
-#include "orchestrator/client/informer.h"
+#include "orchestrator/controllers/shared_informer.h"
 #include "orchestrator/client/rest_client.h"
 
 namespace kelpie::service_proxy {
@@ -34,8 +35,10 @@ class ServiceRouting::Impl {
   ~Impl() { Stop(); }
 
   void Stop() {
+    stopping_ = true;
     if (services_) services_->Stop();
     if (slices_) slices_->Stop();
+    if (sync_waiter_.joinable()) sync_waiter_.join();
   }
 
   absl::Status Start(const ServiceRoutingOptions& o, http::HttpClientOptions client_options,
@@ -70,29 +73,42 @@ class ServiceRouting::Impl {
     if (!slices_client.ok()) return slices_client.status();
     services_client_ = std::move(*services_client);
     slices_client_ = std::move(*slices_client);
-    services_ = std::make_unique<client::Informer>(*services_client_, client::resources::Services());
-    slices_ = std::make_unique<client::Informer>(*slices_client_, client::resources::EndpointSlices());
+    controllers::InformerOptions service_options;
+    service_options.resource = client::resources::kServices;
+    controllers::InformerOptions slice_options;
+    slice_options.resource = client::resources::kEndpointSlices;
+    services_ = std::make_unique<controllers::SharedInformer>(*services_client_, service_options);
+    slices_ = std::make_unique<controllers::SharedInformer>(*slices_client_, slice_options);
     auto report = [](const char* what, const absl::Status& st) {
       if (!st.ok()) spdlog::warn("service routing: {}: {}", what, st.ToString());
     };
-    services_->AddHandlers(
+    services_->AddEventHandler(
         {[this, report](const nlohmann::json& o) { report("service", Update(o, true)); },
          [this, report](const nlohmann::json&, const nlohmann::json& o) { report("service", Update(o, true)); },
-         [this, report](const nlohmann::json& o) {
+         [this, report](const nlohmann::json& o, bool) {
            report("service delete", proxy_->OnServiceDelete(o["metadata"].value("namespace", ""),
                                                             o["metadata"].value("name", "")));
-         },
-         [this] { Synced(); }});
-    slices_->AddHandlers(
+         }});
+    slices_->AddEventHandler(
         {[this, report](const nlohmann::json& o) { report("endpointslice", Update(o, false)); },
          [this, report](const nlohmann::json&, const nlohmann::json& o) { report("endpointslice", Update(o, false)); },
-         [this, report](const nlohmann::json& o) {
+         [this, report](const nlohmann::json& o, bool) {
            report("endpointslice delete", proxy_->OnEndpointSliceDelete(o["metadata"].value("namespace", ""),
                                                                         o["metadata"].value("name", "")));
-         },
-         [this] { Synced(); }});
+         }});
     services_->Start();
     slices_->Start();
+    // Both informers delivered their first full list: stale entries of a
+    // previous run may go (the proxy applies what it collected meanwhile).
+    sync_waiter_ = std::thread([this] {
+      while (!services_->WaitForSync(std::chrono::milliseconds(500)) ||
+             !slices_->WaitForSync(std::chrono::milliseconds(500))) {
+        if (stopping_.load()) return;
+      }
+      if (absl::Status st = proxy_->OnInitialSyncDone(); !st.ok()) {
+        spdlog::warn("service routing: initial sync: {}", st.ToString());
+      }
+    });
     spdlog::info("service routing: socket load balancer on {} ({} pinned maps), service CIDR {} routed locally",
                  cgroup, lb_->reused_pins() ? "reusing" : "new", o.service_cidr);
     return absl::OkStatus();
@@ -113,24 +129,14 @@ class ServiceRouting::Impl {
     return proxy_->OnEndpointSliceUpdate(*e);
   }
 
-  // Both informers have delivered their first full list: stale entries of
-  // a previous run may go. Later relists change nothing here.
-  void Synced() {
-    if (synced_once_.load()) return;
-    if (!services_->HasSynced() || !slices_->HasSynced()) return;
-    if (synced_once_.exchange(true)) return;
-    if (absl::Status st = proxy_->OnInitialSyncDone(); !st.ok()) {
-      spdlog::warn("service routing: initial sync: {}", st.ToString());
-    }
-  }
-
   std::unique_ptr<dataplane::SocketLbProgram> lb_;
   std::unique_ptr<ServiceProxy> proxy_;
   std::unique_ptr<client::RestClient> services_client_;
   std::unique_ptr<client::RestClient> slices_client_;
-  std::unique_ptr<client::Informer> services_;
-  std::unique_ptr<client::Informer> slices_;
-  std::atomic<bool> synced_once_{false};
+  std::unique_ptr<controllers::SharedInformer> services_;
+  std::unique_ptr<controllers::SharedInformer> slices_;
+  std::atomic<bool> stopping_{false};
+  std::thread sync_waiter_;
 };
 
 ServiceRouting::ServiceRouting(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

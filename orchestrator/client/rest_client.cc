@@ -1,202 +1,219 @@
 #include "orchestrator/client/rest_client.h"
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "common/http/http_message.h"
+#include "common/status_macros.h"
+#include "orchestrator/client/api_errors.h"
+#include "orchestrator/client/kubeconfig.h"
 
 namespace kelpie::client {
-namespace {
 
 using nlohmann::json;
 
-std::string Query(const ListOptions& o, bool watch) {
-  std::vector<std::pair<std::string, std::string>> q;
-  if (watch) q.emplace_back("watch", "1");
-  if (!o.label_selector.empty()) q.emplace_back("labelSelector", o.label_selector);
-  if (!o.field_selector.empty()) q.emplace_back("fieldSelector", o.field_selector);
-  if (!watch && o.limit > 0) q.emplace_back("limit", std::to_string(o.limit));
-  if (!watch && !o.continue_token.empty()) q.emplace_back("continue", o.continue_token);
-  if (!o.resource_version.empty()) q.emplace_back("resourceVersion", o.resource_version);
-  if (watch && o.allow_bookmarks) q.emplace_back("allowWatchBookmarks", "true");
-  if (watch && o.timeout_seconds > 0) q.emplace_back("timeoutSeconds", std::to_string(o.timeout_seconds));
-  std::string out;
-  for (const auto& [k, v] : q) {
-    absl::StrAppend(&out, out.empty() ? "?" : "&", k, "=", http::PercentEncode(v));
-  }
-  return out;
+namespace resources {
+const ResourceRef kPods{"", "v1", "pods", true};
+const ResourceRef kServices{"", "v1", "services", true};
+const ResourceRef kEndpoints{"", "v1", "endpoints", true};
+const ResourceRef kNamespaces{"", "v1", "namespaces", false};
+const ResourceRef kNodes{"", "v1", "nodes", false};
+const ResourceRef kEvents{"", "v1", "events", true};
+const ResourceRef kServiceAccounts{"", "v1", "serviceaccounts", true};
+const ResourceRef kSecrets{"", "v1", "secrets", true};
+const ResourceRef kConfigMaps{"", "v1", "configmaps", true};
+const ResourceRef kReplicaSets{"apps", "v1", "replicasets", true};
+const ResourceRef kDeployments{"apps", "v1", "deployments", true};
+const ResourceRef kDaemonSets{"apps", "v1", "daemonsets", true};
+const ResourceRef kStatefulSets{"apps", "v1", "statefulsets", true};
+const ResourceRef kJobs{"batch", "v1", "jobs", true};
+const ResourceRef kCronJobs{"batch", "v1", "cronjobs", true};
+const ResourceRef kEndpointSlices{"discovery.k8s.io", "v1", "endpointslices", true};
+const ResourceRef kLeases{"coordination.k8s.io", "v1", "leases", true};
+}  // namespace resources
+
+std::string QueryEscape(const std::string& value) { return http::PercentEncode(value); }
+
+std::string ResourceRef::Path(const std::string& ns, const std::string& name, const std::string& subresource) const {
+  std::string p = group.empty() ? absl::StrCat("/api/", version) : absl::StrCat("/apis/", group, "/", version);
+  if (namespaced && !ns.empty()) absl::StrAppend(&p, "/namespaces/", ns);
+  absl::StrAppend(&p, "/", resource);
+  if (!name.empty()) absl::StrAppend(&p, "/", name);
+  if (!subresource.empty()) absl::StrAppend(&p, "/", subresource);
+  return p;
 }
 
-std::string PatchContentType(PatchType t) {
-  switch (t) {
-    case PatchType::kMerge: return "application/merge-patch+json";
-    case PatchType::kStrategicMerge: return "application/strategic-merge-patch+json";
-    case PatchType::kJson: return "application/json-patch+json";
-  }
-  return "application/merge-patch+json";
+namespace {
+
+void AddParam(std::string* query, const char* key, const std::string& value) {
+  if (value.empty()) return;
+  absl::StrAppend(query, query->empty() ? "?" : "&", key, "=", QueryEscape(value));
 }
 
-std::string Meta(const json& object, const char* field) {
-  if (!object.contains("metadata") || !object["metadata"].is_object()) return "";
-  const json& m = object["metadata"];
-  return m.contains(field) && m[field].is_string() ? m[field].get<std::string>() : "";
+std::string NameOf(const json& obj) {
+  if (!obj.is_object() || !obj.contains("metadata") || !obj["metadata"].is_object()) return "";
+  return obj["metadata"].value("name", "");
 }
 
 }  // namespace
 
-std::string ResourceRef::Path(const std::string& name_space, const std::string& name,
-                              const std::string& subresource) const {
-  std::string path = group.empty() ? absl::StrCat("/api/", version) : absl::StrCat("/apis/", group, "/", version);
-  if (namespaced && !name_space.empty()) absl::StrAppend(&path, "/namespaces/", name_space);
-  absl::StrAppend(&path, "/", resource);
-  if (!name.empty()) absl::StrAppend(&path, "/", name);
-  if (!name.empty() && !subresource.empty()) absl::StrAppend(&path, "/", subresource);
-  return path;
-}
-
-namespace resources {
-ResourceRef Pods() { return {"", "v1", "pods", true}; }
-ResourceRef Nodes() { return {"", "v1", "nodes", false}; }
-ResourceRef Services() { return {"", "v1", "services", true}; }
-ResourceRef Endpoints() { return {"", "v1", "endpoints", true}; }
-ResourceRef EndpointSlices() { return {"discovery.k8s.io", "v1", "endpointslices", true}; }
-ResourceRef Namespaces() { return {"", "v1", "namespaces", false}; }
-ResourceRef Events() { return {"", "v1", "events", true}; }
-ResourceRef Leases() { return {"coordination.k8s.io", "v1", "leases", true}; }
-}  // namespace resources
-
-absl::Status StatusFromHttp(int code, const std::string& body) {
-  json status = json::parse(body, nullptr, false);
-  std::string reason = status.is_object() && status.contains("reason") && status["reason"].is_string()
-                           ? status["reason"].get<std::string>()
-                           : "";
-  std::string message = status.is_object() && status.contains("message") && status["message"].is_string()
-                            ? status["message"].get<std::string>()
-                            : body.substr(0, 300);
-  std::string text = absl::StrCat(message, " (HTTP ", code, reason.empty() ? "" : " ", reason, ")");
-  switch (code) {
-    case 404: return absl::NotFoundError(text);
-    case 409: return reason == "AlreadyExists" ? absl::AlreadyExistsError(text) : absl::AbortedError(text);
-    case 410: return absl::OutOfRangeError(text);
-    case 400:
-    case 413:
-    case 415:
-    case 422: return absl::InvalidArgumentError(text);
-    case 401: return absl::UnauthenticatedError(text);
-    case 403: return absl::PermissionDeniedError(text);
-    case 429:
-    case 503:
-    case 504: return absl::UnavailableError(text);
-    default: return absl::InternalError(text);
-  }
-}
-
-bool IsConflict(const absl::Status& s) { return s.code() == absl::StatusCode::kAborted; }
-bool IsGone(const absl::Status& s) { return s.code() == absl::StatusCode::kOutOfRange; }
+RestClient::RestClient(std::unique_ptr<http::HttpClient> http) : http_(std::move(http)) {}
 
 absl::StatusOr<std::unique_ptr<RestClient>> RestClient::Create(http::HttpClientOptions options) {
-  auto http = http::HttpClient::Create(std::move(options));
-  if (!http.ok()) return http.status();
-  return std::unique_ptr<RestClient>(new RestClient(std::move(*http)));
+  KELPIE_ASSIGN_OR_RETURN(auto http, http::HttpClient::Create(std::move(options)));
+  return std::make_unique<RestClient>(std::move(http));
 }
 
-absl::StatusOr<json> RestClient::Call(const std::string& method, const std::string& target,
-                                      const std::string& content_type, const std::string& body) {
-  http::ClientRequest request{method, target, {{"Accept", "application/json"}}, body};
-  if (!content_type.empty()) request.headers.emplace_back("Content-Type", content_type);
-  auto response = http_->Do(request);
-  if (!response.ok()) return absl::UnavailableError(response.status().message());
-  if (response->status < 200 || response->status >= 300) return StatusFromHttp(response->status, response->body);
-  json parsed = json::parse(response->body, nullptr, false);
-  if (parsed.is_discarded()) return absl::InternalError(absl::StrCat(method, " ", target, ": the answer is not JSON"));
-  return parsed;
+absl::StatusOr<std::unique_ptr<RestClient>> RestClient::FromKubeconfig(const std::string& path) {
+  KELPIE_ASSIGN_OR_RETURN(auto contents, LoadKubeconfig(path));
+  return Create(ClientOptionsFromKubeconfig(contents));
 }
 
-absl::StatusOr<json> RestClient::Get(const ResourceRef& ref, const std::string& ns, const std::string& name,
-                                     const std::string& subresource) {
-  return Call("GET", ref.Path(ns, name, subresource), "", "");
+absl::StatusOr<json> RestClient::Request(const std::string& method, const std::string& target,
+                                         const std::string& content_type, const std::string& body) {
+  http::ClientRequest req;
+  req.method = method;
+  req.target = target;
+  req.headers.emplace_back("Accept", "application/json");
+  if (!body.empty()) req.headers.emplace_back("Content-Type", content_type);
+  req.body = body;
+  KELPIE_ASSIGN_OR_RETURN(http::HttpResponse resp, http_->Do(req));
+  if (resp.status < 200 || resp.status >= 300) return StatusFromHttp(resp.status, resp.body);
+  if (resp.body.empty()) return json::object();
+  json out = json::parse(resp.body, nullptr, false);
+  if (out.is_discarded()) {
+    return absl::InternalError(absl::StrCat(method, " ", target, ": response is not JSON"));
+  }
+  return out;
 }
 
-absl::StatusOr<json> RestClient::List(const ResourceRef& ref, const std::string& ns, const ListOptions& options) {
-  return Call("GET", ref.Path(ns) + Query(options, false), "", "");
+absl::StatusOr<json> RestClient::Get(const ResourceRef& ref, const std::string& ns, const std::string& name) {
+  return Request("GET", ref.Path(ns, name), "", "");
+}
+
+absl::StatusOr<json> RestClient::List(const ResourceRef& ref, const std::string& ns, const ListOptions& o) {
+  std::string q;
+  AddParam(&q, "labelSelector", o.label_selector);
+  AddParam(&q, "fieldSelector", o.field_selector);
+  if (o.limit > 0) AddParam(&q, "limit", std::to_string(o.limit));
+  AddParam(&q, "continue", o.continue_token);
+  AddParam(&q, "resourceVersion", o.resource_version);
+  AddParam(&q, "resourceVersionMatch", o.resource_version_match);
+  return Request("GET", ref.Path(ns) + q, "", "");
 }
 
 absl::StatusOr<json> RestClient::ListAll(const ResourceRef& ref, const std::string& ns, ListOptions options) {
-  if (options.limit == 0) options.limit = 500;
-  json all;
+  KELPIE_ASSIGN_OR_RETURN(json result, List(ref, ns, options));
+  if (!result.contains("items") || !result["items"].is_array()) result["items"] = json::array();
   while (true) {
-    auto page = List(ref, ns, options);
-    if (!page.ok()) return page.status();
-    if (all.is_null()) {
-      all = *page;
-      all["items"] = json::array();
+    std::string cont;
+    if (result.contains("metadata") && result["metadata"].is_object()) {
+      cont = result["metadata"].value("continue", "");
     }
-    if (page->contains("items") && (*page)["items"].is_array()) {
-      for (auto& item : (*page)["items"]) all["items"].push_back(std::move(item));
-    }
-    std::string next = page->contains("metadata") ? (*page)["metadata"].value("continue", "") : "";
-    if (next.empty()) break;
-    options.continue_token = next;
+    if (cont.empty()) break;
+    options.continue_token = cont;
     options.resource_version.clear();
+    options.resource_version_match.clear();
+    KELPIE_ASSIGN_OR_RETURN(json page, List(ref, ns, options));
+    if (page.contains("items") && page["items"].is_array()) {
+      for (auto& item : page["items"]) result["items"].push_back(std::move(item));
+    }
+    result["metadata"]["continue"] = page.contains("metadata") ? page["metadata"].value("continue", "") : "";
   }
-  if (all.contains("metadata") && all["metadata"].is_object()) all["metadata"].erase("continue");
-  return all;
+  if (result.contains("metadata") && result["metadata"].is_object()) result["metadata"].erase("continue");
+  return result;
 }
 
-absl::StatusOr<json> RestClient::Create(const ResourceRef& ref, const std::string& ns, const json& object) {
-  return Call("POST", ref.Path(ns), "application/json", object.dump());
+absl::StatusOr<json> RestClient::Create(const ResourceRef& ref, const std::string& ns, const json& obj) {
+  return Request("POST", ref.Path(ns), "application/json", obj.dump());
 }
 
-absl::StatusOr<json> RestClient::CreateSubresource(const ResourceRef& ref, const std::string& ns,
-                                                   const std::string& name, const std::string& subresource,
-                                                   const json& object) {
-  return Call("POST", ref.Path(ns, name, subresource), "application/json", object.dump());
+absl::StatusOr<json> RestClient::Update(const ResourceRef& ref, const std::string& ns, const json& obj) {
+  std::string name = NameOf(obj);
+  if (name.empty()) return absl::InvalidArgumentError("Update: object has no metadata.name");
+  return Request("PUT", ref.Path(ns, name), "application/json", obj.dump());
 }
 
-absl::StatusOr<json> RestClient::Update(const ResourceRef& ref, const json& object, const std::string& subresource) {
-  return Call("PUT", ref.Path(Meta(object, "namespace"), Meta(object, "name"), subresource), "application/json",
-              object.dump());
+absl::StatusOr<json> RestClient::UpdateStatus(const ResourceRef& ref, const std::string& ns, const json& obj) {
+  std::string name = NameOf(obj);
+  if (name.empty()) return absl::InvalidArgumentError("UpdateStatus: object has no metadata.name");
+  return Request("PUT", ref.Path(ns, name, "status"), "application/json", obj.dump());
 }
 
 absl::StatusOr<json> RestClient::Patch(const ResourceRef& ref, const std::string& ns, const std::string& name,
                                        PatchType type, const json& patch, const std::string& subresource) {
-  return Call("PATCH", ref.Path(ns, name, subresource), PatchContentType(type), patch.dump());
+  const char* ct = type == PatchType::kJson             ? "application/json-patch+json"
+                   : type == PatchType::kStrategicMerge ? "application/strategic-merge-patch+json"
+                                                        : "application/merge-patch+json";
+  return Request("PATCH", ref.Path(ns, name, subresource), ct, patch.dump());
 }
 
 absl::StatusOr<json> RestClient::Delete(const ResourceRef& ref, const std::string& ns, const std::string& name,
-                                        const json& options) {
-  return Call("DELETE", ref.Path(ns, name), options.is_null() ? "" : "application/json",
-              options.is_null() ? "" : options.dump());
+                                        const DeleteOptions& o) {
+  json body = {{"kind", "DeleteOptions"}, {"apiVersion", "v1"}};
+  if (!o.propagation_policy.empty()) body["propagationPolicy"] = o.propagation_policy;
+  if (o.grace_period_seconds) body["gracePeriodSeconds"] = *o.grace_period_seconds;
+  if (!o.precondition_uid.empty()) body["preconditions"]["uid"] = o.precondition_uid;
+  if (!o.precondition_resource_version.empty()) {
+    body["preconditions"]["resourceVersion"] = o.precondition_resource_version;
+  }
+  return Request("DELETE", ref.Path(ns, name), "application/json", body.dump());
 }
 
-absl::Status RestClient::Watch(const ResourceRef& ref, const std::string& ns, const ListOptions& options,
-                               const std::function<bool(const std::string&, json)>& on_event,
+absl::Status RestClient::Watch(const ResourceRef& ref, const std::string& ns, const WatchOptions& o,
+                               const std::function<bool(const WatchEvent&)>& on_event,
                                http::StreamCanceller* canceller) {
-  http::ClientRequest request{"GET", ref.Path(ns) + Query(options, true), {{"Accept", "application/json"}}, ""};
-  std::string pending;
+  std::string q = "?watch=true";
+  AddParam(&q, "labelSelector", o.label_selector);
+  AddParam(&q, "fieldSelector", o.field_selector);
+  AddParam(&q, "resourceVersion", o.resource_version);
+  if (o.allow_bookmarks) AddParam(&q, "allowWatchBookmarks", "true");
+  if (o.timeout_seconds > 0) AddParam(&q, "timeoutSeconds", std::to_string(o.timeout_seconds));
+  http::ClientRequest req;
+  req.target = ref.Path(ns) + q;
+  req.headers.emplace_back("Accept", "application/json");
+  std::string buffer, error_body;
   bool stopped = false;
-  std::string error_body;
+  absl::Status parse_error;
   auto on_data = [&](std::string_view data) {
-    pending.append(data);
-    size_t end;
-    while ((end = pending.find('\n')) != std::string::npos) {
-      std::string line = pending.substr(0, end);
-      pending.erase(0, end + 1);
-      if (line.empty()) continue;
-      json event = json::parse(line, nullptr, false);
-      if (!event.is_object() || !event.contains("type") || !event["type"].is_string()) continue;
-      std::string type = event["type"];
-      if (!on_event(type, event.contains("object") ? std::move(event["object"]) : json())) {
+    buffer.append(data.data(), data.size());
+    size_t start = 0;
+    while (true) {
+      size_t nl = buffer.find('\n', start);
+      if (nl == std::string::npos) break;
+      std::string_view line(buffer.data() + start, nl - start);
+      start = nl + 1;
+      if (line.find_first_not_of(" \r\t") == std::string_view::npos) continue;
+      json ev = json::parse(line, nullptr, false);
+      if (ev.is_object() && !ev.contains("type") && ev.value("kind", "") == "Status") {
+        error_body = std::string(line);  // body of a non-2xx answer
+        continue;
+      }
+      if (!ev.is_object() || !ev.contains("type") || !ev["type"].is_string()) {
+        parse_error = absl::DataLossError(absl::StrCat("watch ", ref.resource, ": malformed event"));
+        return false;
+      }
+      WatchEvent event{ev["type"].get<std::string>(), ev.value("object", json::object())};
+      if (!on_event(event)) {
         stopped = true;
         return false;
       }
     }
+    buffer.erase(0, start);
+    if (buffer.size() > (64u << 20)) {
+      parse_error = absl::ResourceExhaustedError("watch event larger than 64 MiB");
+      return false;
+    }
     return true;
   };
-  absl::StatusOr<http::HttpResponse> response =
-      canceller != nullptr ? http_->Stream(request, on_data, *canceller) : http_->Stream(request, on_data);
-  if (!response.ok()) return response.status();
-  if (response->status != 200) return StatusFromHttp(response->status, pending);
-  (void)stopped;
-  return absl::OkStatus();
+  KELPIE_ASSIGN_OR_RETURN(http::HttpResponse resp, canceller != nullptr ? http_->Stream(req, on_data, *canceller)
+                                                                       : http_->Stream(req, on_data));
+  if (resp.status < 200 || resp.status >= 300) {
+    // The body of a non-2xx answer went to on_data as well; it is a Status.
+    return StatusFromHttp(resp.status, error_body.empty() ? buffer : error_body);
+  }
+  if (stopped) return absl::OkStatus();
+  return parse_error;
 }
 
 }  // namespace kelpie::client

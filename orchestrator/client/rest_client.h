@@ -1,11 +1,12 @@
-// A Kubernetes REST client for Kelpie's own components (kubelet, service
-// proxy, controllers, scheduler): objects are JSON documents, resources are
-// addressed by group/version/resource, errors are absl::Status values whose
-// code says what the API's Status said (IsNotFound, IsConflict, ...).
+// Generic JSON client for the Kubernetes REST API (any resource, addressed
+// by ResourceRef), over http::HttpClient. Thread-safe. Errors are
+// absl::Status with the HTTP code and Status reason (see api_errors.h).
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -15,96 +16,101 @@
 
 namespace kelpie::client {
 
+// Which collection: group "" is the core API (/api/v1), anything else
+// /apis/<group>/<version>.
 struct ResourceRef {
-  std::string group;  // "" for the core group
+  std::string group;
   std::string version = "v1";
-  std::string resource;  // plural: pods
+  std::string resource;  // plural, e.g. "pods"
   bool namespaced = true;
 
-  // /api/v1/namespaces/NS/pods/NAME/SUBRESOURCE (parts left out when empty).
-  std::string Path(const std::string& name_space, const std::string& name = "",
+  // /api/v1/namespaces/<ns>/<resource>[/<name>[/<subresource>]]; `ns` is
+  // ignored for cluster-scoped resources and may be "" (all namespaces) for lists.
+  std::string Path(const std::string& ns, const std::string& name = "",
                    const std::string& subresource = "") const;
+  std::string ApiVersion() const { return group.empty() ? version : group + "/" + version; }
 };
 
-// The resources components use most.
+// Commonly used resources.
 namespace resources {
-ResourceRef Pods();
-ResourceRef Nodes();
-ResourceRef Services();
-ResourceRef Endpoints();
-ResourceRef EndpointSlices();
-ResourceRef Namespaces();
-ResourceRef Events();
-ResourceRef Leases();
+extern const ResourceRef kPods, kServices, kEndpoints, kNamespaces, kNodes, kEvents, kServiceAccounts,
+    kSecrets, kConfigMaps, kReplicaSets, kDeployments, kDaemonSets, kStatefulSets, kJobs, kCronJobs,
+    kEndpointSlices, kLeases;
 }  // namespace resources
 
 struct ListOptions {
   std::string label_selector;
   std::string field_selector;
-  int64_t limit = 0;
+  int64_t limit = 0;  // 0: no paging
   std::string continue_token;
-  std::string resource_version;
-  // Watch only.
+  std::string resource_version;        // "" = most recent (quorum read)
+  std::string resource_version_match;  // "", "NotOlderThan", "Exact"
+};
+
+struct WatchOptions {
+  std::string label_selector;
+  std::string field_selector;
+  std::string resource_version;  // watch events after this version
   bool allow_bookmarks = true;
-  int timeout_seconds = 0;
+  int64_t timeout_seconds = 0;  // 0: server default
+};
+
+struct WatchEvent {
+  std::string type;  // ADDED, MODIFIED, DELETED, BOOKMARK, ERROR
+  nlohmann::json object;
 };
 
 enum class PatchType { kMerge, kStrategicMerge, kJson };
 
-// Kubernetes API failures as absl::Status codes:
-//   404 -> kNotFound, 409 AlreadyExists -> kAlreadyExists, 409 Conflict ->
-//   kAborted, 410 Gone -> kOutOfRange, 400/422 -> kInvalidArgument,
-//   401 -> kUnauthenticated, 403 -> kPermissionDenied, 429/503/transport ->
-//   kUnavailable. The message is the Status message.
-absl::Status StatusFromHttp(int code, const std::string& body);
-// (absl::IsNotFound and absl::IsAlreadyExists serve 404 and AlreadyExists.)
-bool IsConflict(const absl::Status& s);
-bool IsGone(const absl::Status& s);
+struct DeleteOptions {
+  std::string propagation_policy;  // "", "Orphan", "Background", "Foreground"
+  std::optional<int64_t> grace_period_seconds;
+  std::string precondition_uid;
+  std::string precondition_resource_version;
+};
 
-// Calls are serialized on one kept-alive connection (watches each use their
-// own); components that need parallel requests create several clients.
 class RestClient {
  public:
-  // `options` says where the server is and how to authenticate (see
-  // ClientOptionsFromKubeconfig).
+  explicit RestClient(std::unique_ptr<http::HttpClient> http);
   static absl::StatusOr<std::unique_ptr<RestClient>> Create(http::HttpClientOptions options);
+  static absl::StatusOr<std::unique_ptr<RestClient>> FromKubeconfig(const std::string& path);
 
-  absl::StatusOr<nlohmann::json> Get(const ResourceRef& ref, const std::string& name_space, const std::string& name,
-                                     const std::string& subresource = "");
-  // One page; follow metadata.continue for more (ListAll does).
-  absl::StatusOr<nlohmann::json> List(const ResourceRef& ref, const std::string& name_space,
+  absl::StatusOr<nlohmann::json> Get(const ResourceRef& ref, const std::string& ns, const std::string& name);
+  // One page (or everything when options.limit is 0).
+  absl::StatusOr<nlohmann::json> List(const ResourceRef& ref, const std::string& ns,
                                       const ListOptions& options = {});
-  // Every page, items concatenated; metadata.resourceVersion is the first
-  // page's (the list is one snapshot).
-  absl::StatusOr<nlohmann::json> ListAll(const ResourceRef& ref, const std::string& name_space,
-                                         ListOptions options = {});
-  absl::StatusOr<nlohmann::json> Create(const ResourceRef& ref, const std::string& name_space,
-                                        const nlohmann::json& object);
-  // POST to a subresource of one object (pods/NAME/binding, .../eviction).
-  absl::StatusOr<nlohmann::json> CreateSubresource(const ResourceRef& ref, const std::string& name_space,
-                                                   const std::string& name, const std::string& subresource,
-                                                   const nlohmann::json& object);
-  absl::StatusOr<nlohmann::json> Update(const ResourceRef& ref, const nlohmann::json& object,
-                                        const std::string& subresource = "");
-  absl::StatusOr<nlohmann::json> Patch(const ResourceRef& ref, const std::string& name_space,
-                                       const std::string& name, PatchType type, const nlohmann::json& patch,
+  // Follows continue tokens and returns one list whose metadata.resourceVersion
+  // is that of the first page (the snapshot all pages come from).
+  absl::StatusOr<nlohmann::json> ListAll(const ResourceRef& ref, const std::string& ns, ListOptions options);
+  absl::StatusOr<nlohmann::json> Create(const ResourceRef& ref, const std::string& ns, const nlohmann::json& obj);
+  // PUT of `obj` (its metadata.name and resourceVersion: a stale version is Conflict).
+  absl::StatusOr<nlohmann::json> Update(const ResourceRef& ref, const std::string& ns, const nlohmann::json& obj);
+  absl::StatusOr<nlohmann::json> UpdateStatus(const ResourceRef& ref, const std::string& ns,
+                                              const nlohmann::json& obj);
+  absl::StatusOr<nlohmann::json> Patch(const ResourceRef& ref, const std::string& ns, const std::string& name,
+                                       PatchType type, const nlohmann::json& patch,
                                        const std::string& subresource = "");
-  // `options` is a DeleteOptions body (propagationPolicy,
-  // gracePeriodSeconds, preconditions); may be null.
-  absl::StatusOr<nlohmann::json> Delete(const ResourceRef& ref, const std::string& name_space,
-                                        const std::string& name, const nlohmann::json& options = nullptr);
-
-  // Watches until the stream ends, `on_event` returns false or `canceller`
-  // fires. Events: type ADDED/MODIFIED/DELETED/BOOKMARK/ERROR and object.
-  absl::Status Watch(const ResourceRef& ref, const std::string& name_space, const ListOptions& options,
-                     const std::function<bool(const std::string& type, nlohmann::json object)>& on_event,
+  // Returns what the server answered (the deleted object, or the object
+  // still present with deletionTimestamp/finalizers, or a Status).
+  absl::StatusOr<nlohmann::json> Delete(const ResourceRef& ref, const std::string& ns, const std::string& name,
+                                        const DeleteOptions& options = {});
+  // Streams watch events to `on_event` until it returns false, the server
+  // ends the stream (OK), or an error (a 410 before the stream is IsGone; an
+  // ERROR event is passed to on_event like any other). Blocks the caller.
+  // `canceller` (optional) ends the watch from another thread.
+  absl::Status Watch(const ResourceRef& ref, const std::string& ns, const WatchOptions& options,
+                     const std::function<bool(const WatchEvent&)>& on_event,
                      http::StreamCanceller* canceller = nullptr);
 
+  // Any request with a JSON body and response (e.g. subresources not above).
+  absl::StatusOr<nlohmann::json> Request(const std::string& method, const std::string& target,
+                                         const std::string& content_type, const std::string& body);
+
  private:
-  explicit RestClient(std::unique_ptr<http::HttpClient> http) : http_(std::move(http)) {}
-  absl::StatusOr<nlohmann::json> Call(const std::string& method, const std::string& target,
-                                      const std::string& content_type, const std::string& body);
   std::unique_ptr<http::HttpClient> http_;
 };
+
+// Percent-encodes a query parameter value.
+std::string QueryEscape(const std::string& value);
 
 }  // namespace kelpie::client
