@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "common/base64.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "orchestrator/api/object_meta.h"
 #include "orchestrator/api/selector.h"
 #include "orchestrator/api/strategic_merge_patch.h"
@@ -1576,15 +1577,33 @@ absl::Status ResourceApi::EnsureKubernetesService(const std::string& cluster_ip,
                       {"labels", {{"endpointslice.kubernetes.io/skip-mirror", "true"}}}}},
                     {"subsets", json::array({{{"addresses", json::array({{{"ip", advertise_ip}}})},
                                               {"ports", json::array({{{"name", "https"}, {"port", port}, {"protocol", "TCP"}}})}}})}};
-  std::string ep_key = "/registry/endpoints/default/kubernetes";
-  auto existing = impl_->store_.Get(ep_key);
-  if (existing.ok()) {
+  // The EndpointSlice kube-apiserver keeps beside it: what service routing
+  // reads, so that https://<first service address> reaches the API server.
+  json slice = {{"apiVersion", "discovery.k8s.io/v1"},
+                {"kind", "EndpointSlice"},
+                {"metadata",
+                 {{"name", "kubernetes"},
+                  {"namespace", "default"},
+                  {"uid", api::NewUid()},
+                  {"creationTimestamp", api::NowRfc3339()},
+                  {"labels", {{"kubernetes.io/service-name", "kubernetes"}}}}},
+                {"addressType", "IPv4"},
+                {"endpoints", json::array({{{"addresses", json::array({advertise_ip})},
+                                            {"conditions", {{"ready", true}}}}})},
+                {"ports", json::array({{{"name", "https"}, {"port", port}, {"protocol", "TCP"}}})}};
+  // Writes `desired` at `key` unless the fields that matter already hold.
+  auto reconcile = [this](const std::string& key, json desired, const std::vector<std::string>& fields) {
+    auto existing = impl_->store_.Get(key);
+    if (!existing.ok()) return impl_->store_.Create(key, desired.dump()).status();
     json cur = json::parse(existing->value_view(), nullptr, false);
-    if (!cur.is_discarded() && cur.value("subsets", json()) == endpoints["subsets"]) return absl::OkStatus();
-    if (!cur.is_discarded()) endpoints["metadata"] = cur["metadata"];
-    return impl_->store_.Update(ep_key, endpoints.dump(), existing->mod_revision).status();
-  }
-  return impl_->store_.Create(ep_key, endpoints.dump()).status();
+    bool same = !cur.is_discarded();
+    for (const auto& f : fields) same = same && cur.value(f, json()) == desired[f];
+    if (same) return absl::OkStatus();
+    if (!cur.is_discarded()) desired["metadata"] = cur["metadata"];
+    return impl_->store_.Update(key, desired.dump(), existing->mod_revision).status();
+  };
+  KELPIE_RETURN_IF_ERROR(reconcile("/registry/endpoints/default/kubernetes", endpoints, {"subsets"}));
+  return reconcile("/registry/endpointslices/default/kubernetes", slice, {"endpoints", "ports"});
 }
 
 absl::Status ResourceApi::EnsureDefaultNamespaces() {

@@ -151,5 +151,22 @@ TEST_F(ApiServiceRoutingTest, ServiceAndEndpointSliceFromTheApiRouteConnections)
   EXPECT_EQ(error, ECONNREFUSED);
 }
 
+TEST_F(ApiServiceRoutingTest, TheKubernetesServiceReachesTheApiServer) {
+  // The first service address routes to the API server's advertised
+  // address and port (plain bytes to a TLS port get an HTTP 400 back).
+  auto route = RunSubprocess({"ip", "route", "get", "10.43.0.1"});
+  ASSERT_TRUE(route.ok());
+  std::string answer = route->stdout_text + route->stderr_text;
+  ASSERT_TRUE(answer.find("unreachable") != std::string::npos || answer.find("No route to host") != std::string::npos)
+      << answer;
+  std::string reply;
+  for (int i = 0; i < 100 && reply.empty(); ++i) {
+    ConnectResult r = TcpRequest("10.43.0.1", 443, 1000);
+    if (r.error == 0) reply = r.reply;
+    else std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_NE(reply.find("400"), std::string::npos) << reply;
+}
+
 }  // namespace
 }  // namespace kelpie
