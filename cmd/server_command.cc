@@ -19,6 +19,8 @@
 #include "common/signals.h"
 #include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/api_server.h"
+#include "orchestrator/apiserver/api_server_config.h"
+#include "orchestrator/apiserver/instrumented_store.h"
 #include "orchestrator/apiserver/resource_api.h"
 #include "orchestrator/apiserver/node_strategy.h"
 #include "orchestrator/apiserver/service_strategy.h"
@@ -50,6 +52,7 @@ struct ServerFlags {
   store::StoreOptions store;
   kubelet::KubeletOptions kubelet;
   service_proxy::ServiceRoutingOptions service_routing;
+  apiserver::ApiServerConfig api;
 };
 
 int RunServer(const ServerFlags& f) {
@@ -140,7 +143,28 @@ int RunServer(const ServerFlags& f) {
     spdlog::info("store: etcd at {}", fmt::join(so.etcd_endpoints, ","));
   }
 
+  // --- API server security, limits and metrics ---------------------------
   apiserver::ApiServerOptions ao;
+  if (absl::Status st = apiserver::ApplyApiServerLimits(f.api, &ao); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 2;
+  }
+  // Every store call of the API goes through the instrumented store
+  // (etcd_request_duration_seconds); authentication, RBAC, the token and
+  // review APIs and the audit log come from the API-server flags.
+  auto api_metrics = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<store::Store> api_store = std::make_shared<apiserver::InstrumentedStore>(state_store, *api_metrics);
+  if (cluster_pki->created_service_account_key) {
+    spdlog::info("created the service-account signing key {}", cluster_pki->service_account_key_file);
+  }
+  auto security = apiserver::BuildApiServerSecurity(f.api, *api_store, cluster_pki->service_account.private_key_pem,
+                                                    cluster_pki->service_account.public_key_pem, *api_metrics);
+  if (!security.ok()) {
+    spdlog::error("{}", security.status().message());
+    return 1;
+  }
+  // --- end of API server security -------------------------------------------
+
   ao.bind_address = f.bind_address;
   ao.secure_port = f.secure_port;
   ao.tls.certificate_file = cluster_pki->serving_certificate_file;
@@ -148,9 +172,9 @@ int RunServer(const ServerFlags& f) {
   ao.tls.client_ca_file = cluster_pki->ca_certificate_file;
   std::map<std::string, std::shared_ptr<apiserver::ResourceStrategy>> strategies;
   strategies["Service"] = std::make_shared<apiserver::ServiceStrategy>(
-      *state_store, *service_cidr, node_ports);
-  strategies["Node"] = std::make_shared<apiserver::NodeStrategy>(*state_store, *cluster_cidr, f.node_cidr_mask_size);
-  apiserver::ResourceApi resources(*state_store, api::ResourceRegistry::Builtin(), strategies);
+      *api_store, *service_cidr, node_ports);
+  strategies["Node"] = std::make_shared<apiserver::NodeStrategy>(*api_store, *cluster_cidr, f.node_cidr_mask_size);
+  apiserver::ResourceApi resources(*api_store, api::ResourceRegistry::Builtin(), strategies);
   if (absl::Status st = resources.EnsureDefaultNamespaces(); !st.ok()) {
     spdlog::error("creating the default namespaces: {}", st.message());
     return 1;
@@ -164,7 +188,7 @@ int RunServer(const ServerFlags& f) {
       return 1;
     }
   }
-  apiserver::ApiServer api(ao, &resources);
+  apiserver::ApiServer api(ao, &resources, std::move(*security), api_metrics);
   api.AddReadinessCheck("store", [state_store] { return state_store->CurrentRevision().status(); });
   if (absl::Status st = api.Start(); !st.ok()) {
     spdlog::error("API server: {}", st.message());
@@ -228,6 +252,7 @@ int RunServer(const ServerFlags& f) {
     }
     routing = std::move(*started);
   }
+  api.AddMetricsRegistry(metrics);
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
                kubeconfig_path);
@@ -238,6 +263,7 @@ int RunServer(const ServerFlags& f) {
   if (routing) routing->Stop();
   local_node->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
+  api_store.reset();
   state_store.reset();  // flushes and closes the store after the last request
   spdlog::info("stopped");
   return 0;
@@ -290,6 +316,7 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
                   "On SIGTERM/SIGINT, how long in-flight requests may take to finish")
       ->capture_default_str();
   store::AddStoreFlags(*app, f->store);
+  apiserver::AddApiServerFlags(*app, f->api);
   kubelet::AddKubeletFlags(*app, f->kubelet);
   service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
   log::AddFlags(*app, f->log);
