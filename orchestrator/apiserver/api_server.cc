@@ -130,6 +130,17 @@ bool IsPublicPath(const std::string& path) {
          path == "/version/";
 }
 
+// "10.0.0.1:5555" / "[::1]:5555" -> the address alone.
+std::string SourceIp(const std::string& remote) {
+  if (!remote.empty() && remote.front() == '[') {
+    size_t end = remote.find(']');
+    return end == std::string::npos ? remote : remote.substr(1, end - 1);
+  }
+  size_t colon = remote.rfind(':');
+  if (colon == std::string::npos || remote.find(':') != colon) return remote;
+  return remote.substr(0, colon);
+}
+
 bool IsMutatingVerb(const std::string& verb) {
   return verb == "create" || verb == "update" || verb == "patch" || verb == "delete" || verb == "deletecollection";
 }
@@ -444,14 +455,17 @@ void ApiServer::Handle(http::HttpRequest&& request, std::shared_ptr<http::HttpRe
   if (!authn.authenticated()) {
     user = UserInfo{kSystemAnonymous, "", {kSystemUnauthenticated}, {}};
   }
-  ctx.audit = IsMutatingVerb(pre.verb) || (!pre.is_resource_request && !read_only);
+  // Mutating requests are audited; the access reviews only ask questions
+  // (TokenRequest, which hands out a credential, is audited).
+  ctx.audit = (IsMutatingVerb(pre.verb) || (!pre.is_resource_request && !read_only)) &&
+              !(AuthApi::Handles(pre) && pre.subresource != "token");
   if (ctx.audit) {
     AuditEvent& ev = ctx.event;
     ev.audit_id = ctx.audit_id;
     ev.request_uri = request.target;
     ev.verb = pre.verb;
     ev.user = user;
-    ev.source_ips = {request.remote_address};
+    ev.source_ips = {SourceIp(request.remote_address)};
     if (const std::string* ua = request.Header("user-agent")) ev.user_agent = *ua;
     ev.request_received = ctx.received_timestamp;
     if (pre.is_resource_request) {

@@ -260,8 +260,11 @@ absl::StatusOr<json> DecodeAuthProtobuf(const std::string& body, const std::stri
   if (!envelope.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("malformed protobuf envelope: ", envelope.status().message()));
   }
-  std::string sent_kind = (*envelope)["typeMeta"].value("kind", "");
-  std::string api_version = (*envelope)["typeMeta"].value("apiVersion", "");
+  std::string sent_kind, api_version;
+  if (auto tm = envelope->find("typeMeta"); tm != envelope->end() && tm->is_object()) {
+    sent_kind = tm->value("kind", "");
+    api_version = tm->value("apiVersion", "");
+  }
   if (!sent_kind.empty() && sent_kind != kind) {
     return absl::InvalidArgumentError(absl::StrCat("the body is a ", sent_kind, ", not a ", kind));
   }

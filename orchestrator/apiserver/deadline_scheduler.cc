@@ -95,7 +95,7 @@ void DeadlineScheduler::Cancel(uint64_t id) {
     }
     state_->deadlines.erase(it);
   }
-  if (state_->running == id && std::this_thread::get_id() != state_->thread_id) {
+  if (id != 0 && state_->running == id && std::this_thread::get_id() != state_->thread_id) {
     state_->done_cv.wait(lock, [&] { return state_->running != id; });
   }
   lock.unlock();
