@@ -195,7 +195,10 @@ class ApiServer::ObservedResponder : public http::HttpResponder,
       : inner_(std::move(inner)), state_(std::move(state)), ctx_(std::move(context)) {}
 
   void Init() {
-    std::weak_ptr<ObservedResponder> weak = shared_from_this();
+    // Handlers may keep only a weak reference (a watch's store consumer
+    // does): the responder keeps itself alive until the request completes.
+    self_ = shared_from_this();
+    std::weak_ptr<ObservedResponder> weak = self_;
     inner_->OnAbort([weak] {
       if (auto self = weak.lock()) self->Aborted();
     });
@@ -274,6 +277,11 @@ class ApiServer::ObservedResponder : public http::HttpResponder,
 
   void Finish(int code, const std::string& error_body) {
     if (finished_.exchange(true)) return;
+    std::shared_ptr<ObservedResponder> keep;  // released when this returns
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      keep.swap(self_);
+    }
     CancelDeadline();
     double seconds = std::chrono::duration<double>(Clock::now() - ctx_.start).count();
     if (state_->metrics) {
@@ -313,6 +321,7 @@ class ApiServer::ObservedResponder : public http::HttpResponder,
   bool streaming_ = false;
   int stream_code_ = 200;
   std::atomic<bool> finished_{false};
+  std::shared_ptr<ObservedResponder> self_;  // until Finish
 };
 
 ApiServer::ApiServer(ApiServerOptions options, ResourceApi* resources, ApiServerSecurity security,
