@@ -368,9 +368,16 @@ TEST_F(LimitsTest, BeyondTheInflightLimitIs429WatchesDoNotCountAndStuckRequestsT
   // A watch is long-running: with a read-only budget of 1, reads still pass.
   auto watcher = TokenClient(*server_, "ed-token");
   http::StreamCanceller cancel_watch;
+  std::mutex watched_mu;
+  std::string watched;
   std::thread watch([&] {
     (void)watcher->Stream({"GET", "/api/v1/namespaces/default/configmaps?watch=true", {}, ""},
-                          [](std::string_view) { return true; }, cancel_watch);
+                          [&](std::string_view data) {
+                            std::lock_guard<std::mutex> lock(watched_mu);
+                            watched.append(data);
+                            return true;
+                          },
+                          cancel_watch);
   });
   // Threads end before the test returns, also when an assertion fails.
   std::thread first;
@@ -390,6 +397,16 @@ TEST_F(LimitsTest, BeyondTheInflightLimitIs429WatchesDoNotCountAndStuckRequestsT
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(list->status, 200) << list->body;
   EXPECT_EQ(Post(*ed, "before-pause").status, 201);
+  // The watch delivers the change to its (restricted) user.
+  bool seen = false;
+  for (int i = 0; i < 200 && !seen; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(watched_mu);
+      seen = watched.find("\"name\":\"before-pause\"") != std::string::npos;
+    }
+    if (!seen) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(seen) << "the watch did not deliver the create";
 
   // Pause etcd: a create now stays in flight until the request timeout.
   ASSERT_EQ(::kill(etcd_->pid(), SIGSTOP), 0);
