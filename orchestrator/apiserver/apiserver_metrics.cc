@@ -6,6 +6,8 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include <vector>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "orchestrator/apiserver/request_info.h"
@@ -13,6 +15,8 @@
 namespace kelpie::apiserver {
 
 struct ApiServerMetrics::Families {
+  prometheus::Gauge* inflight_read_only;
+  prometheus::Gauge* inflight_mutating;
   prometheus::Family<prometheus::Counter>* requests;
   prometheus::Family<prometheus::Histogram>* duration;
   prometheus::Family<prometheus::Gauge>* inflight;
@@ -94,22 +98,61 @@ ApiServerMetrics::ApiServerMetrics(prometheus::Registry& registry) : f_(std::mak
                       .Help("Number of currently registered watchers for a given resources")
                       .Register(registry);
   // Present from the start, so scrapes see zeros instead of nothing.
-  f_->inflight->Add({{"request_kind", "readOnly"}});
-  f_->inflight->Add({{"request_kind", "mutating"}});
+  f_->inflight_read_only = &f_->inflight->Add({{"request_kind", "readOnly"}});
+  f_->inflight_mutating = &f_->inflight->Add({{"request_kind", "mutating"}});
+}
+
+struct ApiServerMetrics::Series {
+  prometheus::Histogram* duration = nullptr;
+  prometheus::Gauge* longrunning = nullptr;
+  std::vector<std::pair<int, prometheus::Counter*>> by_code;  // few codes per series
+};
+
+ApiServerMetrics::Series& ApiServerMetrics::SeriesFor(const RequestMetricLabels& l) {
+  std::string key;
+  key.reserve(64);
+  for (const std::string* part : {&l.verb, &l.dry_run, &l.group, &l.version, &l.resource, &l.subresource, &l.scope,
+                                  &l.component}) {
+    key += *part;
+    key += '\x1f';
+  }
+  auto it = series_.find(key);
+  if (it != series_.end()) return *it->second;
+  auto s = std::make_unique<Series>();
+  prometheus::Labels labels = BaseLabels(l);
+  labels["dry_run"] = l.dry_run;
+  s->duration = &f_->duration->Add(labels, DurationBuckets());
+  Series& ref = *s;
+  series_.emplace(std::move(key), std::move(s));
+  return ref;
 }
 
 ApiServerMetrics::~ApiServerMetrics() = default;
 
 void ApiServerMetrics::ObserveRequest(const RequestMetricLabels& l, int code, double seconds) {
-  prometheus::Labels labels = BaseLabels(l);
-  labels["dry_run"] = l.dry_run;
-  f_->duration->Add(labels, DurationBuckets()).Observe(seconds);
-  labels["code"] = std::to_string(code);
-  f_->requests->Add(labels).Increment();
+  prometheus::Histogram* duration;
+  prometheus::Counter* counter = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(series_mu_);
+    Series& s = SeriesFor(l);
+    duration = s.duration;
+    for (const auto& [c, counter_for_code] : s.by_code) {
+      if (c == code) counter = counter_for_code;
+    }
+    if (counter == nullptr) {
+      prometheus::Labels labels = BaseLabels(l);
+      labels["dry_run"] = l.dry_run;
+      labels["code"] = std::to_string(code);
+      counter = &f_->requests->Add(labels);
+      s.by_code.emplace_back(code, counter);
+    }
+  }
+  duration->Observe(seconds);
+  counter->Increment();
 }
 
 void ApiServerMetrics::SetInflight(const char* request_kind, int value) {
-  f_->inflight->Add({{"request_kind", request_kind}}).Set(value);
+  (request_kind[0] == 'r' ? f_->inflight_read_only : f_->inflight_mutating)->Set(value);
 }
 
 void ApiServerMetrics::Dropped(const char* request_kind) {
@@ -117,7 +160,14 @@ void ApiServerMetrics::Dropped(const char* request_kind) {
 }
 
 void ApiServerMetrics::AddLongRunning(const RequestMetricLabels& l, double delta) {
-  f_->longrunning->Add(BaseLabels(l)).Increment(delta);
+  prometheus::Gauge* gauge;
+  {
+    std::lock_guard<std::mutex> lock(series_mu_);
+    Series& s = SeriesFor(l);
+    if (s.longrunning == nullptr) s.longrunning = &f_->longrunning->Add(BaseLabels(l));
+    gauge = s.longrunning;
+  }
+  gauge->Increment(delta);
 }
 
 void ApiServerMetrics::AddWatcher(const std::string& group, const std::string& version, const std::string& kind,

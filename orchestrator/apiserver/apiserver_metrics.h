@@ -9,7 +9,9 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 namespace prometheus {
 class Registry;
@@ -42,6 +44,7 @@ class ApiServerMetrics {
   ~ApiServerMetrics();
 
   void ObserveRequest(const RequestMetricLabels& labels, int code, double seconds);
+  // `request_kind` is "readOnly" or "mutating".
   void SetInflight(const char* request_kind, int value);
   void Dropped(const char* request_kind);
   // +1 when a long-running request starts, -1 when it ends.
@@ -50,7 +53,14 @@ class ApiServerMetrics {
 
  private:
   struct Families;
+  struct Series;
+  // Family::Add hashes every label on each call; requests look their
+  // series up by one key instead.
+  Series& SeriesFor(const RequestMetricLabels& labels);
+
   std::unique_ptr<Families> f_;
+  std::mutex series_mu_;
+  std::unordered_map<std::string, std::unique_ptr<Series>> series_;
 };
 
 }  // namespace kelpie::apiserver
