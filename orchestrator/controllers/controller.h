@@ -11,7 +11,26 @@
 
 #include <string>
 
+#include "orchestrator/client/rest_client.h"
+#include "orchestrator/controllers/clock.h"
+#include "orchestrator/controllers/event_recorder.h"
+#include "orchestrator/controllers/informer_factory.h"
+
+namespace prometheus {
+class Registry;
+}
+
 namespace kelpie::controllers {
+
+// What every controller is built from; owned by the controller manager and
+// outliving the controllers.
+struct ControllerContext {
+  client::RestClient& client;
+  SharedInformerFactory& informers;
+  EventRecorder& recorder;
+  const Clock& clock;
+  prometheus::Registry* metrics = nullptr;  // null: no metrics
+};
 
 class Controller {
  public:
