@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/signals.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "control/dns/node_dns.h"
 #include "control/service_proxy/service_cidr_route.h"
 #include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
@@ -33,6 +34,7 @@ struct AgentFlags {
   std::string data_dir = "/var/lib/kelpie";
   kubelet::KubeletOptions kubelet;
   service_proxy::ServiceRoutingOptions service_routing;
+  dns::NodeDnsOptions dns;
   std::string service_cidr = "10.43.0.0/16";
   log::Flags log;
 };
@@ -93,6 +95,18 @@ int RunAgent(const AgentFlags& f) {
     }
     routing = std::move(*started);
   }
+  // Cluster DNS answered on this node (the server creates kube-dns).
+  std::unique_ptr<dns::NodeDns> cluster_dns;
+  if (f.dns.enabled) {
+    auto started = dns::NodeDns::Start(f.dns, client::ClientOptionsFromKubeconfig(*kc), metrics.get());
+    if (!started.ok()) {
+      spdlog::error("cluster DNS: {} (it needs root; --dns=false runs without it)", started.status().message());
+      if (routing) routing->Stop();
+      (*node)->Stop();
+      return 1;
+    }
+    cluster_dns = std::move(*started);
+  }
 
   std::mutex mu;
   std::condition_variable cv;
@@ -126,6 +140,7 @@ int RunAgent(const AgentFlags& f) {
   }
   cv.notify_all();
   health.join();
+  if (cluster_dns) cluster_dns->Stop();
   if (routing) routing->Stop();
   (*node)->Stop();
   spdlog::info("stopped");
@@ -157,6 +172,7 @@ CommandRunner RegisterAgentCommand(CLI::App& root) {
                   "The cluster's Service range (routed locally so unknown service addresses fail on the node)")
       ->capture_default_str();
   service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
+  dns::AddNodeDnsFlags(*app, f->dns);
   log::AddFlags(*app, f->log);
   return [f] { return RunAgent(*f); };
 }

@@ -26,6 +26,8 @@
 #include "orchestrator/apiserver/service_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
 #include "control/service_proxy/service_cidr_route.h"
+#include "control/dns/node_dns.h"
+#include "orchestrator/client/rest_client.h"
 #include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
 #include "orchestrator/pki/cluster_pki.h"
@@ -52,6 +54,7 @@ struct ServerFlags {
   store::StoreOptions store;
   kubelet::KubeletOptions kubelet;
   service_proxy::ServiceRoutingOptions service_routing;
+  dns::NodeDnsOptions dns;
   apiserver::ApiServerConfig api;
 };
 
@@ -252,6 +255,25 @@ int RunServer(const ServerFlags& f) {
     }
     routing = std::move(*started);
   }
+  // Cluster DNS: kube-system/kube-dns reserves the address; this node
+  // answers it on a local link (see control/dns/node_dns.h).
+  std::unique_ptr<dns::NodeDns> cluster_dns;
+  if (f.dns.enabled) {
+    auto dns_client = client::RestClient::Create(client::ClientOptionsFromKubeconfig(kc));
+    absl::Status st = dns_client.ok() ? dns::EnsureKubeDnsService(**dns_client, f.dns.address) : dns_client.status();
+    if (st.ok()) {
+      auto started = dns::NodeDns::Start(f.dns, client::ClientOptionsFromKubeconfig(kc), metrics.get());
+      if (started.ok()) cluster_dns = std::move(*started);
+      st = started.status();
+    }
+    if (!st.ok()) {
+      spdlog::error("cluster DNS: {} (it needs root; --dns=false runs without it)", st.message());
+      if (routing) routing->Stop();
+      local_node->Stop();
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 1;
+    }
+  }
   api.AddMetricsRegistry(metrics);
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
@@ -260,6 +282,7 @@ int RunServer(const ServerFlags& f) {
   int sig = WaitForTerminationSignal();
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
+  if (cluster_dns) cluster_dns->Stop();
   if (routing) routing->Stop();
   local_node->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
@@ -319,6 +342,7 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   apiserver::AddApiServerFlags(*app, f->api);
   kubelet::AddKubeletFlags(*app, f->kubelet);
   service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
+  dns::AddNodeDnsFlags(*app, f->dns);
   log::AddFlags(*app, f->log);
   return [f] { return RunServer(*f); };
 }
