@@ -23,6 +23,8 @@
 #include "control/service_proxy/service_cidr_route.h"
 #include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
+#include "orchestrator/kubelet/node_bootstrap.h"
+#include "orchestrator/kubelet/node_facts.h"
 
 namespace kelpie::cmd {
 namespace {
@@ -30,6 +32,7 @@ namespace {
 struct AgentFlags {
   std::string kubeconfig;
   std::string server;  // overrides the kubeconfig's server
+  std::string token;   // join token: credentials come from the server
   int health_interval_seconds = 10;
   std::string data_dir = "/var/lib/kelpie";
   kubelet::KubeletOptions kubelet;
@@ -44,7 +47,46 @@ int RunAgent(const AgentFlags& f) {
     std::cerr << "kelpie agent: " << s.message() << "\n";
     return 2;
   }
-  auto kc = client::LoadKubeconfig(f.kubeconfig);
+  if (f.kubeconfig.empty() == f.token.empty()) {
+    spdlog::error("give either --server URL --token TOKEN (to join) or --kubeconfig FILE");
+    return 2;
+  }
+  std::string kubeconfig_path = f.kubeconfig;
+  if (!f.token.empty()) {
+    // Joining: node credentials from the server, trusted through the token.
+    if (f.server.empty()) {
+      spdlog::error("--token needs --server https://HOST:PORT (the server's address)");
+      return 2;
+    }
+    if (absl::Status made = MakeDirectories(f.data_dir, 0700); !made.ok()) {
+      spdlog::error("--data-dir: {}", made.message());
+      return 2;
+    }
+    kubelet::NodeFactsOptions fo;
+    fo.node_ip = f.kubelet.node_ip;
+    fo.hostname = f.kubelet.node_name;
+    fo.storage_path = f.data_dir;
+    auto facts = kubelet::GatherNodeFacts(fo);
+    if (!facts.ok()) {
+      spdlog::error("node facts: {}", facts.status().message());
+      return 2;
+    }
+    kubelet::NodeBootstrapOptions bo;
+    bo.server = f.server;
+    bo.token = f.token;
+    bo.node_name = facts->hostname;
+    bo.addresses = {facts->internal_ip};
+    bo.directory = f.data_dir;
+    auto credentials = kubelet::BootstrapNodeCredentials(bo);
+    if (!credentials.ok()) {
+      spdlog::error("joining {}: {}", f.server, credentials.status().message());
+      return 2;
+    }
+    spdlog::info("{} node credentials for {} in {}", credentials->issued ? "received" : "reusing",
+                 bo.node_name, credentials->kubeconfig_path);
+    kubeconfig_path = credentials->kubeconfig_path;
+  }
+  auto kc = client::LoadKubeconfig(kubeconfig_path);
   if (!kc.ok()) {
     spdlog::error("--kubeconfig: {}", kc.status().message());
     return 2;
@@ -157,10 +199,14 @@ CommandRunner RegisterAgentCommand(CLI::App& root) {
   auto f = std::make_shared<AgentFlags>();
   AddYamlConfigOption(*app);
   app->add_option("--kubeconfig", f->kubeconfig,
-                  "kubeconfig with the API server's address, its CA and this node's credentials")
-      ->required();
+                  "kubeconfig with the API server's address, its CA and this node's credentials "
+                  "(instead of --token)");
+  app->add_option("--token", f->token,
+                  "Join token printed by the server (<data-dir>/token there): with --server, the agent "
+                  "checks the server's CA against it and gets its node credentials");
   app->add_option("--server", f->server,
-                  "API server URL (https://HOST:PORT), overriding the kubeconfig's");
+                  "API server URL (https://HOST:PORT): where to join with --token, or overriding the "
+                  "kubeconfig's");
   app->add_option("--health-interval-seconds", f->health_interval_seconds,
                   "How often to check the API server's /readyz")
       ->check(CLI::PositiveNumber)

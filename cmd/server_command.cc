@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <prometheus/registry.h>
 #include <csignal>
 #include <iostream>
@@ -30,7 +31,9 @@
 #include "orchestrator/client/rest_client.h"
 #include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
+#include "orchestrator/apiserver/join_api.h"
 #include "orchestrator/pki/cluster_pki.h"
+#include "orchestrator/pki/join_token.h"
 #include "orchestrator/store/store.h"
 #include "orchestrator/store/store_options.h"
 
@@ -49,6 +52,7 @@ struct ServerFlags {
   std::string service_node_port_range = "30000-32767";
   std::string write_kubeconfig;  // default: <data-dir>/kubeconfig.yaml
   std::string write_kubeconfig_mode = "0600";
+  std::string token;  // join secret; default: random, kept in <data-dir>/token
   log::Flags log;
   int shutdown_grace_seconds = 15;
   store::StoreOptions store;
@@ -166,6 +170,13 @@ int RunServer(const ServerFlags& f) {
     spdlog::error("{}", security.status().message());
     return 1;
   }
+  // Agents join with the token in <data-dir>/token (see join_api.h).
+  auto join_token = pki::EnsureJoinToken(f.data_dir + "/token", cluster_pki->ca.certificate_pem, f.token);
+  if (!join_token.ok()) {
+    spdlog::error("join token: {}", join_token.status().message());
+    return 1;
+  }
+  security->join_api = std::make_shared<apiserver::JoinApi>(cluster_pki->ca, join_token->secret);
   // --- end of API server security -------------------------------------------
 
   ao.bind_address = f.bind_address;
@@ -193,6 +204,12 @@ int RunServer(const ServerFlags& f) {
   }
   apiserver::ApiServer api(ao, &resources, std::move(*security), api_metrics);
   api.AddReadinessCheck("store", [state_store] { return state_store->CurrentRevision().status(); });
+  // Ready only once the `kubernetes` Service exists (kube-apiserver's
+  // poststarthook/bootstrap-controller), so clients never see it missing.
+  auto bootstrapped = std::make_shared<std::atomic<bool>>(false);
+  api.AddReadinessCheck("poststarthook/bootstrap-controller", [bootstrapped] {
+    return bootstrapped->load() ? absl::OkStatus() : absl::UnavailableError("the kubernetes Service is not created yet");
+  });
   if (absl::Status st = api.Start(); !st.ok()) {
     spdlog::error("API server: {}", st.message());
     return 1;
@@ -222,6 +239,7 @@ int RunServer(const ServerFlags& f) {
       return 1;
     }
   }
+  bootstrapped->store(true);
   // The server's own node: registered through the API like any agent's.
   std::unique_ptr<kubelet::Kubelet> local_node;
   {
@@ -278,6 +296,7 @@ int RunServer(const ServerFlags& f) {
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
                kubeconfig_path);
+  spdlog::info("join other machines with: kelpie agent --server {} --token $(cat {}/token)", kc.server, f.data_dir);
 
   int sig = WaitForTerminationSignal();
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
@@ -335,6 +354,9 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   app->add_option("--write-kubeconfig-mode", f->write_kubeconfig_mode,
                   "File mode of the written kubeconfig, in octal")
       ->capture_default_str();
+  app->add_option("--token", f->token,
+                  "Join secret agents present (or a whole K10 token); default: a random one, kept in "
+                  "<data-dir>/token with the CA hash as the full token");
   app->add_option("--shutdown-grace-seconds", f->shutdown_grace_seconds,
                   "On SIGTERM/SIGINT, how long in-flight requests may take to finish")
       ->capture_default_str();

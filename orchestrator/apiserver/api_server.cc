@@ -20,6 +20,7 @@
 #include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/apiserver_metrics.h"
 #include "orchestrator/apiserver/audit_log.h"
+#include "orchestrator/apiserver/join_api.h"
 #include "orchestrator/apiserver/auth_api.h"
 #include "orchestrator/apiserver/authenticator.h"
 #include "orchestrator/apiserver/authorizer.h"
@@ -529,6 +530,10 @@ void ApiServer::Handle(http::HttpRequest&& request, std::shared_ptr<http::HttpRe
   responder->Init();
   ObservedResponder::Context& c = responder->context();
   const RequestInfo& info = c.info;
+
+  // Joining agents have no cluster credentials yet: the join API checks
+  // its own secret.
+  if (security_.join_api && JoinApi::Handles(path)) return responder->Respond(security_.join_api->Serve(request));
 
   if (authn.outcome == AuthenticationResult::Outcome::kRejected) {
     spdlog::debug("{} {} from {}: authentication failed: {}", request.method, path, request.remote_address,

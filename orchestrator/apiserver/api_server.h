@@ -41,6 +41,7 @@ namespace kelpie::apiserver {
 
 class AuditLog;
 class AuthApi;
+class JoinApi;
 class Authorizer;
 class RequestAuthenticator;
 class ResourceApi;
@@ -65,6 +66,8 @@ struct ApiServerSecurity {
   std::shared_ptr<Authorizer> authorizer;
   std::shared_ptr<AuthApi> auth_api;
   std::shared_ptr<AuditLog> audit_log;
+  // /cacerts and node credentials for joining agents (absent without it).
+  std::shared_ptr<JoinApi> join_api;
   // Whatever else the pieces above need kept alive (signer, verifier).
   std::vector<std::shared_ptr<void>> keep_alive;
 };
