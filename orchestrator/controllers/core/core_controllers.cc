@@ -4,6 +4,10 @@
 
 #include "orchestrator/controllers/core/endpoint_slice_controller.h"
 #include "orchestrator/controllers/core/endpoints_controller.h"
+#include "orchestrator/controllers/core/garbage_collector.h"
+#include "orchestrator/controllers/core/namespace_controller.h"
+#include "orchestrator/controllers/core/node_lifecycle_controller.h"
+#include "orchestrator/controllers/core/service_account_controller.h"
 
 namespace kelpie::controllers {
 
@@ -16,6 +20,30 @@ std::vector<ControllerDescriptor> CoreControllers(const CoreControllerOptions& o
   out.push_back({"endpointslice",
                  [options](ControllerContext& ctx) -> absl::StatusOr<std::unique_ptr<Controller>> {
                    return std::make_unique<EndpointSliceController>(ctx, options.max_endpoints_per_slice);
+                 }});
+  out.push_back({"namespace",
+                 [](ControllerContext& ctx) -> absl::StatusOr<std::unique_ptr<Controller>> {
+                   return std::make_unique<NamespaceController>(ctx);
+                 }});
+  out.push_back({"garbagecollector",
+                 [](ControllerContext& ctx) -> absl::StatusOr<std::unique_ptr<Controller>> {
+                   auto gc = GarbageCollector::Create(ctx);
+                   if (!gc.ok()) return gc.status();
+                   return std::unique_ptr<Controller>(std::move(*gc));
+                 },
+                 true, 10});
+  out.push_back({"serviceaccount",
+                 [](ControllerContext& ctx) -> absl::StatusOr<std::unique_ptr<Controller>> {
+                   return std::make_unique<ServiceAccountController>(ctx);
+                 }});
+  out.push_back({"nodelifecycle",
+                 [options](ControllerContext& ctx) -> absl::StatusOr<std::unique_ptr<Controller>> {
+                   NodeLifecycleOptions o;
+                   o.monitor_period = options.node_monitor_period;
+                   o.grace_period = options.node_monitor_grace_period;
+                   o.default_not_ready_toleration_seconds = options.default_not_ready_toleration_seconds;
+                   o.default_unreachable_toleration_seconds = options.default_unreachable_toleration_seconds;
+                   return std::make_unique<NodeLifecycleController>(ctx, o);
                  }});
   return out;
 }
