@@ -26,9 +26,11 @@
 #include "orchestrator/apiserver/node_strategy.h"
 #include "orchestrator/apiserver/service_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "orchestrator/client/rest_client.h"
+#include "orchestrator/controllers/controller_manager.h"
+#include "orchestrator/controllers/core/core_controllers.h"
 #include "control/service_proxy/service_cidr_route.h"
 #include "control/dns/node_dns.h"
-#include "orchestrator/client/rest_client.h"
 #include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
 #include "orchestrator/apiserver/join_api.h"
@@ -60,6 +62,8 @@ struct ServerFlags {
   service_proxy::ServiceRoutingOptions service_routing;
   dns::NodeDnsOptions dns;
   apiserver::ApiServerConfig api;
+  controllers::ControllerManagerFlags controller_manager;
+  controllers::CoreControllerFlags core_controllers;
 };
 
 int RunServer(const ServerFlags& f) {
@@ -292,6 +296,39 @@ int RunServer(const ServerFlags& f) {
       return 1;
     }
   }
+  // --- controller manager ---------------------------------------------------
+  // kube-controller-manager's part, as the admin (the same credentials as
+  // the node's and service routing's clients); several servers elect one
+  // active manager through the Lease kube-system/kube-controller-manager.
+  std::unique_ptr<client::RestClient> controller_client;
+  std::unique_ptr<controllers::ControllerManager> controller_manager;
+  if (f.controller_manager.enabled) {
+    controllers::ControllerManagerOptions cmo;
+    controllers::CoreControllerOptions cco;
+    absl::Status st = controllers::ApplyControllerManagerFlags(f.controller_manager, &cmo);
+    if (st.ok()) st = controllers::ApplyCoreControllerFlags(f.core_controllers, &cco);
+    auto http = st.ok() ? http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc))
+                        : absl::StatusOr<std::unique_ptr<http::HttpClient>>(st);
+    if (http.ok()) {
+      controller_client = std::make_unique<client::RestClient>(std::move(*http));
+      cmo.event_host = local_node ? local_node->node_name() : "";
+      controller_manager = std::make_unique<controllers::ControllerManager>(
+          *controller_client, cmo, controllers::CoreControllers(cco), metrics.get());
+      st = controller_manager->Start();
+    } else {
+      st = http.status();
+    }
+    if (!st.ok()) {
+      spdlog::error("controller manager: {}", st.message());
+      controller_manager.reset();
+      if (cluster_dns) cluster_dns->Stop();
+      if (routing) routing->Stop();
+      local_node->Stop();
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 2;
+    }
+  }
+  // --- end of controller manager --------------------------------------------
   api.AddMetricsRegistry(metrics);
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
@@ -302,6 +339,7 @@ int RunServer(const ServerFlags& f) {
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
   if (cluster_dns) cluster_dns->Stop();
+  if (controller_manager) controller_manager->Stop();
   if (routing) routing->Stop();
   local_node->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
@@ -365,6 +403,8 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   kubelet::AddKubeletFlags(*app, f->kubelet);
   service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
   dns::AddNodeDnsFlags(*app, f->dns);
+  controllers::AddControllerManagerFlags(*app, f->controller_manager);
+  controllers::AddCoreControllerFlags(*app, f->core_controllers);
   log::AddFlags(*app, f->log);
   return [f] { return RunServer(*f); };
 }

@@ -194,6 +194,10 @@ class ServerState {
       if (ec) {
         if (ec == asio::error::operation_aborted || stopping_) return;
       } else if (!stopping_) {
+        // Responses go out as several TLS records: without this the last
+        // waits for the client's delayed ACK (Nagle), tens of milliseconds.
+        beast::error_code nodelay_ec;
+        socket.set_option(tcp::no_delay(true), nodelay_ec);
         auto session = std::make_shared<Session>(std::move(socket), this);
         Register(session);
         session->Run();
