@@ -1,0 +1,15 @@
+#include "orchestrator/controllers/workloads/workload_controllers.h"
+
+#include "orchestrator/controllers/workloads/deployment_controller.h"
+#include "orchestrator/controllers/workloads/replica_set_controller.h"
+
+namespace kelpie::controllers::workloads {
+
+std::vector<std::unique_ptr<Controller>> NewWorkloadControllers(ControllerContext& ctx) {
+  std::vector<std::unique_ptr<Controller>> controllers;
+  controllers.push_back(std::make_unique<ReplicaSetController>(ctx));
+  controllers.push_back(std::make_unique<DeploymentController>(ctx));
+  return controllers;
+}
+
+}  // namespace kelpie::controllers::workloads
