@@ -52,9 +52,15 @@ absl::Status FakeNodes::RemoveNode(const std::string& name) {
   auto pods = client_.ListAll(res::kPods, "", {.field_selector = "spec.nodeName=" + name});
   if (!pods.ok()) return pods.status();
   for (const json& pod : (*pods)["items"]) {
-    auto d = client_.Delete(res::kPods, StringAt(pod, "/metadata/namespace"), StringAt(pod, "/metadata/name"),
-                            {.grace_period_seconds = 0});
-    if (!d.ok() && !client::IsNotFound(d.status())) return d.status();
+    // A delete racing another write of the pod is a conflict: try again.
+    absl::Status last;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      auto d = client_.Delete(res::kPods, StringAt(pod, "/metadata/namespace"), StringAt(pod, "/metadata/name"),
+                              {.grace_period_seconds = 0});
+      last = d.ok() || client::IsNotFound(d.status()) ? absl::OkStatus() : d.status();
+      if (!client::IsConflict(last)) break;
+    }
+    if (!last.ok()) return last;
   }
   return absl::OkStatus();
 }

@@ -28,6 +28,15 @@ void ControllerExpectations::ExpectDeletions(const std::string& controller_key,
   e.set_at = std::chrono::steady_clock::now();
 }
 
+void ControllerExpectations::Expect(const std::string& controller_key, int adds,
+                                    const std::vector<std::string>& pod_keys) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Entry& e = entries_[controller_key];
+  e.adds = adds;
+  e.deletes = std::set<std::string>(pod_keys.begin(), pod_keys.end());
+  e.set_at = std::chrono::steady_clock::now();
+}
+
 void ControllerExpectations::CreationObserved(const std::string& controller_key) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(controller_key);

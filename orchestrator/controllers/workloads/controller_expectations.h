@@ -24,6 +24,8 @@ class ControllerExpectations {
   bool Satisfied(const std::string& controller_key) const;
   void ExpectCreations(const std::string& controller_key, int adds);
   void ExpectDeletions(const std::string& controller_key, const std::vector<std::string>& pod_keys);
+  // Both at once (a DaemonSet creates on some nodes and deletes on others).
+  void Expect(const std::string& controller_key, int adds, const std::vector<std::string>& pod_keys);
   void CreationObserved(const std::string& controller_key);
   // A creation that will not happen (the create call failed).
   void CreationSkipped(const std::string& controller_key) { CreationObserved(controller_key); }

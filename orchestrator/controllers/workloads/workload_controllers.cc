@@ -1,6 +1,8 @@
 #include "orchestrator/controllers/workloads/workload_controllers.h"
 
+#include "orchestrator/controllers/workloads/daemon_set_controller.h"
 #include "orchestrator/controllers/workloads/deployment_controller.h"
+#include "orchestrator/controllers/workloads/job_controller.h"
 #include "orchestrator/controllers/workloads/replica_set_controller.h"
 
 namespace kelpie::controllers::workloads {
@@ -9,6 +11,8 @@ std::vector<std::unique_ptr<Controller>> NewWorkloadControllers(ControllerContex
   std::vector<std::unique_ptr<Controller>> controllers;
   controllers.push_back(std::make_unique<ReplicaSetController>(ctx));
   controllers.push_back(std::make_unique<DeploymentController>(ctx));
+  controllers.push_back(std::make_unique<JobController>(ctx));
+  controllers.push_back(std::make_unique<DaemonSetController>(ctx));
   return controllers;
 }
 

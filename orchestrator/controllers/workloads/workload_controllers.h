@@ -1,4 +1,4 @@
-// The workload controllers (ReplicaSet, Deployment) built from one
+// The workload controllers (ReplicaSet, Deployment, Job, DaemonSet) built from one
 // ControllerContext, for the controller manager to run.
 #pragma once
 

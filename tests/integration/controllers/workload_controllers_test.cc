@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "orchestrator/client/rest_client.h"
 #include "orchestrator/controllers/informer_factory.h"
 #include "orchestrator/controllers/shared_informer.h"
+#include "orchestrator/controllers/workloads/daemon_set_controller.h"
 #include "orchestrator/controllers/workloads/workload_controllers.h"
 #include "orchestrator/controllers/workloads/workload_util.h"
 #include "tests/testing/fake_nodes.h"
@@ -369,6 +371,165 @@ TEST_F(WorkloadControllersTest, ProgressDeadlineExceeded) {
   fake_->SetReady(true);
   status = server_->Kubectl({"rollout", "status", "deployment/slow", "--timeout=60s"});
   EXPECT_TRUE(status.Succeeded()) << status.stdout_text << status.stderr_text;
+}
+
+json Job(const std::string& name, const json& spec_extra) {
+  json j = {{"apiVersion", "batch/v1"},
+            {"kind", "Job"},
+            {"metadata", {{"name", name}}},
+            {"spec", {{"template", PodTemplate(name, "busybox:1")}}}};
+  j["spec"]["template"]["spec"]["restartPolicy"] = "Never";
+  j["spec"].update(spec_extra);
+  return j;
+}
+
+bool HasCondition(const json& obj, const std::string& type, const std::string& reason = "") {
+  const json::json_pointer p("/status/conditions");
+  if (!obj.contains(p)) return false;
+  for (const json& c : obj.at(p)) {
+    if (c.value("type", "") == type && c.value("status", "") == "True" &&
+        (reason.empty() || c.value("reason", "") == reason)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Pods of Jobs named "fail..." fail, of other Jobs succeed; other pods run.
+testing::FakeNodesOptions JobOutcomes() {
+  testing::FakeNodesOptions o;
+  o.phase_for = [](const json& pod) -> std::string {
+    std::string job = StringAt(pod, "/metadata/labels/job-name");
+    if (job.empty()) return "Running";
+    return job.rfind("fail", 0) == 0 ? "Failed" : "Succeeded";
+  };
+  return o;
+}
+
+TEST_F(WorkloadControllersTest, JobRunsToCompletionsWithinParallelism) {
+  StartControllers(JobOutcomes());
+  PodCensus census(*client_, "batch");
+  json j = Job("batch", {{"completions", 4}, {"parallelism", 2}, {"ttlSecondsAfterFinished", 1}});
+  ASSERT_TRUE(client_->Create(res::kJobs, "default", j).ok());
+  ASSERT_TRUE(Eventually([&] { return HasCondition(Get(res::kJobs, "batch"), "Complete"); }))
+      << Get(res::kJobs, "batch").dump();
+  json done = Get(res::kJobs, "batch");
+  EXPECT_EQ(IntAt(done, "/status/succeeded"), 4);
+  EXPECT_EQ(IntAt(done, "/status/active"), 0);
+  EXPECT_FALSE(StringAt(done, "/status/completionTime").empty());
+  EXPECT_LE(census.max_active(), 2);
+  auto pods = client_->ListAll(res::kPods, "default", {.label_selector = "job-name=batch"});
+  ASSERT_TRUE(pods.ok());
+  EXPECT_EQ((*pods)["items"].size(), 4u);
+  EXPECT_FALSE(recorder_.With("Completed").empty());
+  // ttlSecondsAfterFinished: the finished Job is deleted (foreground: the
+  // garbage collector removes its pods, then the Job).
+  ASSERT_TRUE(Eventually([&] {
+    json cur = Get(res::kJobs, "batch");
+    return cur.is_null() || IsDeleting(cur);
+  }));
+}
+
+TEST_F(WorkloadControllersTest, JobRetriesToBackoffLimitThenFails) {
+  StartControllers(JobOutcomes());
+  ASSERT_TRUE(client_->Create(res::kJobs, "default", Job("failing", {{"backoffLimit", 1}})).ok());
+  // Two failures (the second after a 10 s back-off) exceed a limit of 1.
+  ASSERT_TRUE(Eventually([&] { return HasCondition(Get(res::kJobs, "failing"), "Failed", "BackoffLimitExceeded"); },
+                         90s))
+      << Get(res::kJobs, "failing").dump();
+  json cur = Get(res::kJobs, "failing");
+  EXPECT_EQ(IntAt(cur, "/status/failed"), 2);
+  EXPECT_EQ(IntAt(cur, "/status/active"), 0);
+  std::this_thread::sleep_for(1s);
+  auto pods = client_->ListAll(res::kPods, "default", {.label_selector = "job-name=failing"});
+  ASSERT_TRUE(pods.ok());
+  EXPECT_EQ((*pods)["items"].size(), 2u);  // no retry beyond the limit
+  EXPECT_EQ(recorder_.With("SuccessfulCreate").size(), 2u);
+}
+
+TEST_F(WorkloadControllersTest, JobActiveDeadline) {
+  testing::FakeNodesOptions o;  // pods keep running
+  StartControllers(o);
+  ASSERT_TRUE(client_->Create(res::kJobs, "default", Job("slowjob", {{"activeDeadlineSeconds", 2}, {"parallelism", 2}})).ok());
+  ASSERT_TRUE(Eventually([&] { return HasCondition(Get(res::kJobs, "slowjob"), "Failed", "DeadlineExceeded"); }))
+      << Get(res::kJobs, "slowjob").dump();
+  // Its running pods are deleted.
+  ASSERT_TRUE(Eventually([&] {
+    auto pods = client_->ListAll(res::kPods, "default", {.label_selector = "job-name=slowjob"});
+    if (!pods.ok()) return false;
+    for (const json& p : (*pods)["items"]) {
+      if (IsPodActive(p)) return false;
+    }
+    return true;
+  }));
+}
+
+std::map<std::string, std::string> DaemonPodsByNode(client::RestClient& client) {
+  std::map<std::string, std::string> out;
+  auto pods = client.ListAll(res::kPods, "default", {.label_selector = "app=agent"});
+  if (!pods.ok()) return out;
+  for (const json& p : (*pods)["items"]) {
+    if (!IsPodActive(p)) continue;
+    std::string node = StringAt(p, "/spec/nodeName");
+    if (out.count(node)) out[node] += ",";
+    out[node] += StringAt(p, "/spec/containers/0/image");
+  }
+  return out;
+}
+
+TEST_F(WorkloadControllersTest, DaemonSetFollowsNodesJoiningAndLeaving) {
+  StartControllers({}, 2);
+  // A tainted node the daemon does not tolerate gets no pod.
+  ASSERT_TRUE(fake_->AddNode("tainted", json::object(),
+                             json::array({{{"key", "dedicated"}, {"value", "db"}, {"effect", "NoSchedule"}}}))
+                  .ok());
+  json ds = {{"apiVersion", "apps/v1"},
+             {"kind", "DaemonSet"},
+             {"metadata", {{"name", "agent"}}},
+             {"spec",
+              {{"selector", {{"matchLabels", {{"app", "agent"}}}}},
+               {"updateStrategy", {{"type", "RollingUpdate"}, {"rollingUpdate", {{"maxUnavailable", 1}}}}},
+               {"template", PodTemplate("agent", "busybox:1")}}}};
+  ASSERT_TRUE(client_->Create(res::kDaemonSets, "default", ds).ok());
+  using NodeMap = std::map<std::string, std::string>;
+  ASSERT_TRUE(Eventually([&] {
+    return DaemonPodsByNode(*client_) == NodeMap{{"node-0", "busybox:1"}, {"node-1", "busybox:1"}};
+  })) << json(DaemonPodsByNode(*client_)).dump();
+  // Pods are pinned by nodeAffinity on metadata.name and tolerate the
+  // daemon taints.
+  auto pods = client_->ListAll(res::kPods, "default", {.label_selector = "app=agent"});
+  ASSERT_TRUE(pods.ok());
+  for (const json& p : (*pods)["items"]) {
+    EXPECT_EQ(DaemonPodNode(p), StringAt(p, "/spec/nodeName"));
+    EXPECT_TRUE(p["spec"]["affinity"]["nodeAffinity"].contains("requiredDuringSchedulingIgnoredDuringExecution"));
+    EXPECT_NE(p["spec"]["tolerations"].dump().find("node.kubernetes.io/unreachable"), std::string::npos);
+  }
+  auto status = server_->Kubectl({"rollout", "status", "daemonset/agent", "--timeout=60s"});
+  EXPECT_TRUE(status.Succeeded()) << status.stdout_text << status.stderr_text;
+  json cur = Get(res::kDaemonSets, "agent");
+  EXPECT_EQ(IntAt(cur, "/status/desiredNumberScheduled"), 2);
+  EXPECT_EQ(IntAt(cur, "/status/numberReady"), 2);
+
+  // A node joins: it gets a pod. A node leaves: its pod goes.
+  ASSERT_TRUE(fake_->AddNode("node-2").ok());
+  ASSERT_TRUE(Eventually([&] { return DaemonPodsByNode(*client_).count("node-2") == 1; }));
+  auto removed = fake_->RemoveNode("node-0");
+  ASSERT_TRUE(removed.ok()) << removed;
+  ASSERT_TRUE(Eventually([&] {
+    return DaemonPodsByNode(*client_) == NodeMap{{"node-1", "busybox:1"}, {"node-2", "busybox:1"}};
+  })) << json(DaemonPodsByNode(*client_)).dump();
+
+  // Rolling update: every node ends with the new image, never more than
+  // one node without a ready pod.
+  PodCensus census(*client_, "agent");
+  census.Reset();
+  ASSERT_TRUE(server_->Kubectl({"set", "image", "daemonset/agent", "c=busybox:2"}).Succeeded());
+  status = server_->Kubectl({"rollout", "status", "daemonset/agent", "--timeout=60s"});
+  EXPECT_TRUE(status.Succeeded()) << status.stdout_text << status.stderr_text;
+  ASSERT_TRUE(Eventually([&] {
+    return DaemonPodsByNode(*client_) == NodeMap{{"node-1", "busybox:2"}, {"node-2", "busybox:2"}};
+  })) << json(DaemonPodsByNode(*client_)).dump();
+  EXPECT_GE(census.min_ready(), 1);
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <thread>
 
 #include "orchestrator/controllers/workloads/controller_expectations.h"
+#include "orchestrator/controllers/workloads/daemon_set_controller.h"
+#include "orchestrator/controllers/workloads/job_controller.h"
 #include "orchestrator/controllers/workloads/deployment_util.h"
 #include "orchestrator/controllers/workloads/workload_util.h"
 
@@ -200,6 +202,51 @@ TEST(Expectations, WaitForObservedCreatesAndDeletes) {
   expiring.ExpectCreations("k", 1);
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_TRUE(expiring.Satisfied("k"));
+}
+
+TEST(DaemonSet, TaintsAndTolerations) {
+  json taints = json::array({{{"key", "dedicated"}, {"value", "db"}, {"effect", "NoSchedule"}},
+                             {{"key", "soft"}, {"effect", "PreferNoSchedule"}}});
+  EXPECT_FALSE(ToleratesTaints(json::array(), taints));
+  EXPECT_TRUE(ToleratesTaints(json::array({{{"key", "dedicated"}, {"operator", "Equal"}, {"value", "db"}}}), taints));
+  EXPECT_FALSE(ToleratesTaints(json::array({{{"key", "dedicated"}, {"value", "web"}}}), taints));
+  EXPECT_TRUE(ToleratesTaints(json::array({{{"key", "dedicated"}, {"operator", "Exists"}, {"effect", "NoSchedule"}}}), taints));
+  EXPECT_FALSE(ToleratesTaints(json::array({{{"key", "dedicated"}, {"operator", "Exists"}, {"effect", "NoExecute"}}}), taints));
+  EXPECT_TRUE(ToleratesTaints(json::array({{{"operator", "Exists"}}}), taints));
+  json unreachable = json::array({{{"key", "node.kubernetes.io/unreachable"}, {"effect", "NoExecute"}}});
+  EXPECT_FALSE(ToleratesTaints(json::array(), unreachable));
+  EXPECT_TRUE(ToleratesTaints(WithDaemonTolerations(json::array(), false), unreachable));
+  json net = json::array({{{"key", "node.kubernetes.io/network-unavailable"}, {"effect", "NoSchedule"}}});
+  EXPECT_FALSE(ToleratesTaints(WithDaemonTolerations(json::array(), false), net));
+  EXPECT_TRUE(ToleratesTaints(WithDaemonTolerations(json::array(), true), net));
+  // Adding twice adds nothing.
+  EXPECT_EQ(WithDaemonTolerations(WithDaemonTolerations(json::array(), false), false).size(), 6u);
+}
+
+TEST(DaemonSet, PinsPodsToTheirNode) {
+  json spec = json::object();
+  PinToNode(spec, "n1");
+  json pod = {{"spec", spec}};
+  EXPECT_EQ(DaemonPodNode(pod), "n1");
+  // Existing terms keep their label expressions and gain the node field.
+  json with_terms = {{"affinity", {{"nodeAffinity", {{"requiredDuringSchedulingIgnoredDuringExecution",
+      {{"nodeSelectorTerms", json::array({{{"matchExpressions", json::array({{{"key", "zone"}, {"operator", "In"}, {"values", {"a"}}}})}}})}}}}}}}};
+  PinToNode(with_terms, "n2");
+  const json& term = with_terms["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0];
+  EXPECT_EQ(term["matchExpressions"][0]["key"], "zone");
+  EXPECT_EQ(term["matchFields"][0]["values"][0], "n2");
+  json bound = {{"spec", {{"nodeName", "n3"}}}};
+  EXPECT_EQ(DaemonPodNode(bound), "n3");
+}
+
+TEST(Job, BackoffDoublesFromTenSecondsToSixMinutes) {
+  EXPECT_EQ(JobBackoff(0).count(), 0);
+  EXPECT_EQ(JobBackoff(1).count(), 10);
+  EXPECT_EQ(JobBackoff(2).count(), 20);
+  EXPECT_EQ(JobBackoff(3).count(), 40);
+  EXPECT_EQ(JobBackoff(6).count(), 320);
+  EXPECT_EQ(JobBackoff(7).count(), 360);
+  EXPECT_EQ(JobBackoff(50).count(), 360);
 }
 
 }  // namespace
