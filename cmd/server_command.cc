@@ -29,6 +29,7 @@
 #include "orchestrator/client/rest_client.h"
 #include "orchestrator/controllers/controller_manager.h"
 #include "orchestrator/controllers/core/core_controllers.h"
+#include "orchestrator/controllers/workloads/workload_controllers.h"
 #include "control/service_proxy/service_cidr_route.h"
 #include "control/dns/node_dns.h"
 #include "control/service_proxy/service_routing.h"
@@ -65,6 +66,13 @@ struct ServerFlags {
   controllers::ControllerManagerFlags controller_manager;
   controllers::CoreControllerFlags core_controllers;
 };
+
+// Every controller `kelpie server` can run (--controllers picks among them).
+std::vector<controllers::ControllerDescriptor> AllControllers(const controllers::CoreControllerOptions& core) {
+  std::vector<controllers::ControllerDescriptor> all = controllers::CoreControllers(core);
+  for (auto& d : controllers::workloads::WorkloadControllerDescriptors()) all.push_back(std::move(d));
+  return all;
+}
 
 int RunServer(const ServerFlags& f) {
   // The API server allocates and frees large bodies (lists of thousands of
@@ -313,7 +321,7 @@ int RunServer(const ServerFlags& f) {
       controller_client = std::make_unique<client::RestClient>(std::move(*http));
       cmo.event_host = local_node ? local_node->node_name() : "";
       controller_manager = std::make_unique<controllers::ControllerManager>(
-          *controller_client, cmo, controllers::CoreControllers(cco), metrics.get());
+          *controller_client, cmo, AllControllers(cco), metrics.get());
       st = controller_manager->Start();
     } else {
       st = http.status();

@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <mutex>
+#include <vector>
 #include <optional>
 
 #include "absl/strings/match.h"
@@ -66,23 +67,37 @@ class HttpClientImpl final : public HttpClient {
   absl::Status Init() { return ConfigureClientTls(ctx_.native_handle(), options_.tls); }
 
   absl::StatusOr<HttpResponse> Do(const ClientRequest& request) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    // One retry on a fresh connection when a kept-alive one was closed by
-    // the server in the meantime.
+    // Concurrent callers each take a kept-alive connection of their own from
+    // the pool (or open one), so requests from several threads (controller
+    // workers) run in parallel instead of queueing on one connection. One
+    // retry on a fresh connection when a pooled one was closed by the server
+    // in the meantime; then the other pooled ones are stale too.
     for (int attempt = 0; attempt < 2; ++attempt) {
-      bool reused = conn_.has_value();
-      if (!conn_) {
+      std::optional<Connection> conn;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!idle_.empty()) {
+          conn.emplace(std::move(idle_.back()));
+          idle_.pop_back();
+        }
+      }
+      const bool reused = conn.has_value();
+      if (!conn) {
         auto c = Connect();
         if (!c.ok()) return c.status();
-        conn_.emplace(std::move(*c));
+        conn.emplace(std::move(*c));
       }
-      auto result = RoundTrip(*conn_->stream, request, nullptr);
+      auto result = RoundTrip(*conn->stream, request, nullptr);
       if (result.ok()) {
-        if (!result->keep_alive) conn_.reset();
+        if (result->keep_alive) {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(*conn));
+        }
         return std::move(result->response);
       }
-      conn_.reset();
       if (!reused) return result.status();
+      std::lock_guard<std::mutex> lock(mu_);
+      idle_.clear();
     }
     return absl::UnavailableError("connection closed");
   }
@@ -254,8 +269,9 @@ class HttpClientImpl final : public HttpClient {
   HttpClientOptions options_;
   Endpoint endpoint_;
   ssl::context ctx_;
+  static constexpr size_t kMaxIdleConnections = 32;
   std::mutex mu_;
-  std::optional<Connection> conn_;
+  std::vector<Connection> idle_;
 };
 
 }  // namespace
