@@ -263,12 +263,25 @@ bool NodeSelector::Matches(const std::string& node_name, const Labels& node_labe
 }
 
 std::string NormalizedImageName(const std::string& image) {
+  // Docker's reference rules: a first path component without '.' or ':'
+  // (and not "localhost") is not a registry, so docker.io is implied, and
+  // single names live under library/.
+  std::string full = image;
+  size_t first_slash = image.find('/');
+  if (first_slash == std::string::npos) {
+    full = "docker.io/library/" + image;
+  } else {
+    std::string first = image.substr(0, first_slash);
+    if (first.find('.') == std::string::npos && first.find(':') == std::string::npos && first != "localhost") {
+      full = "docker.io/" + image;
+    }
+  }
   // A tag is a ':' after the last '/'; a digest has '@'.
-  size_t slash = image.rfind('/');
-  size_t colon = image.rfind(':');
+  size_t slash = full.rfind('/');
+  size_t colon = full.rfind(':');
   bool has_tag = colon != std::string::npos && (slash == std::string::npos || colon > slash);
-  if (image.find('@') != std::string::npos || has_tag) return image;
-  return image + ":latest";
+  if (full.find('@') != std::string::npos || has_tag) return full;
+  return full + ":latest";
 }
 
 absl::StatusOr<PodInfo> DecodePod(const json& pod) {
@@ -292,6 +305,13 @@ absl::StatusOr<PodInfo> DecodePod(const json& pod) {
     p.termination_grace_seconds = Field(spec, "terminationGracePeriodSeconds").get<int64_t>();
   }
   p.phase = Str(status, "phase");
+  p.preempt_never = Str(spec, "preemptionPolicy") == "Never";
+  if (const json& conds = Field(status, "conditions"); conds.is_array()) {
+    for (const json& c : conds) {
+      if (Str(c, "type") == "PodScheduled" && Str(c, "status") == "False") p.unschedulable_message = Str(c, "message");
+    }
+  }
+  p.scheduling_gated = Field(spec, "schedulingGates").is_array() && !Field(spec, "schedulingGates").empty();
   p.fingerprint = std::hash<std::string>{}(spec.dump() + Field(meta, "labels").dump());
   p.nominated_node_name = Str(status, "nominatedNodeName");
   std::string where = absl::StrCat("pod ", p.namespace_name, "/", p.name);

@@ -119,6 +119,11 @@ struct PodInfo {
   std::string priority_class_name;
   std::optional<int32_t> priority;  // spec.priority as admission set it
   std::string phase;
+  bool scheduling_gated = false;    // spec.schedulingGates not empty
+  bool preempt_never = false;       // spec.preemptionPolicy: Never
+  // The PodScheduled condition's message when it is False (what the last
+  // failed attempt wrote), so an unchanged outcome writes nothing.
+  std::string unschedulable_message;
   bool terminating = false;         // metadata.deletionTimestamp set
   std::string creation_timestamp;
   int64_t termination_grace_seconds = 30;

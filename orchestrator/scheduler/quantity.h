@@ -16,7 +16,8 @@ class Quantity {
   // Accepts the canonical forms: an optional sign, digits with an optional
   // fraction, then a binary suffix (Ki Mi Gi Ti Pi Ei), a decimal suffix
   // (n u m k M G T P E) or an exponent (e3, E-2). Values beyond int64 in
-  // millis are an error, as are empty strings and stray characters.
+  // millis are an error (so amounts above about 9.2e15 units, e.g. 1Ei,
+  // are out of range), as are empty strings and stray characters.
   static absl::StatusOr<Quantity> Parse(const std::string& text);
 
   int64_t MilliValue() const { return milli_; }

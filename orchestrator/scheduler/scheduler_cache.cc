@@ -59,8 +59,14 @@ void SchedulerCache::RemovePodLocked(const std::string& key) {
 void SchedulerCache::AddOrUpdatePod(PodInfo pod) {
   std::unique_lock lock(mu_);
   std::string key = pod.Key();
+  if (pod.node_name.empty()) {
+    // Unbound pods are not in the cache; an update of a pod the scheduler
+    // assumed (binding in flight) keeps the assumption.
+    auto it = pods_.find(key);
+    if (it != pods_.end() && !it->second.assumed) RemovePodLocked(key);
+    return;
+  }
   RemovePodLocked(key);  // an assumed pod is replaced by what the API server says
-  if (pod.node_name.empty()) return;
   auto shared = std::make_shared<const PodInfo>(std::move(pod));
   NodeFor(shared->node_name).AddPod(shared);
   pods_[key] = PodEntry{shared, false, false, {}};
@@ -112,6 +118,11 @@ bool SchedulerCache::IsAssumed(const std::string& key) const {
   std::shared_lock lock(mu_);
   auto it = pods_.find(key);
   return it != pods_.end() && it->second.assumed;
+}
+
+bool SchedulerCache::Contains(const std::string& key) const {
+  std::shared_lock lock(mu_);
+  return pods_.count(key) > 0;
 }
 
 const NodeState* SchedulerCache::FindNode(const std::string& name) const {

@@ -54,6 +54,8 @@ class SchedulerCache {
   // Drops assumed pods whose TTL ran out; returns how many.
   int CleanupExpiredAssumedPods();
   bool IsAssumed(const std::string& key) const;
+  // Whether the pod is in the cache (bound or assumed).
+  bool Contains(const std::string& key) const;
 
   // Reading: hold the lock while using the references below.
   std::shared_lock<std::shared_mutex> ReadLock() const { return std::shared_lock<std::shared_mutex>(mu_); }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "orchestrator/scheduler/scheduling_queue.h"
 
 namespace kelpie::scheduler {
@@ -43,5 +44,22 @@ struct SchedulerConfig {
 
 // Every plugin name the scheduler knows.
 const std::set<std::string>& KnownPlugins();
+
+// Reads a scheduler configuration file (YAML), e.g.
+//   schedulerName: default-scheduler
+//   percentageOfNodesToScore: 0        # 0: adaptive
+//   scoringStrategy: MostAllocated     # or LeastAllocated
+//   resourceWeights: {cpu: 1, memory: 1}
+//   pluginWeights: {NodeResourcesFit: 2, ImageLocality: 0}
+//   disabledPlugins: [ImageLocality]
+//   defaultSpreadConstraints: true
+//   preemption: true
+//   parallelism: 2
+//   bindWorkers: 8
+// Keys left out keep their defaults; unknown keys, plugins and bad values
+// are errors naming the file and key.
+absl::StatusOr<SchedulerConfig> LoadSchedulerConfig(const std::string& path);
+// The same from YAML text (`source` names it in errors).
+absl::StatusOr<SchedulerConfig> ParseSchedulerConfig(const std::string& yaml, const std::string& source);
 
 }  // namespace kelpie::scheduler

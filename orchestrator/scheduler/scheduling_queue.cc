@@ -68,7 +68,11 @@ void SchedulingQueue::Update(std::shared_ptr<const PodInfo> pod) {
     }
     return;
   }
-  // Not queued (being scheduled right now, or new): queue it.
+  if (auto it = in_flight_.find(key); it != in_flight_.end()) {
+    it->second.latest = std::move(pod);
+    return;
+  }
+  // New: queue it.
   auto now = now_();
   auto& a = attempts_[key];
   if (a.second == Clock::time_point{}) a.second = now;
@@ -86,6 +90,27 @@ void SchedulingQueue::Delete(const std::string& key) {
   backoff_.erase(key);
   unschedulable_.erase(key);
   attempts_.erase(key);
+  if (auto it = in_flight_.find(key); it != in_flight_.end()) it->second.deleted = true;
+}
+
+bool SchedulingQueue::TakeInFlightLocked(QueuedPod& pod, bool* changed) {
+  *changed = false;
+  auto it = in_flight_.find(pod.pod->Key());
+  if (it == in_flight_.end()) return true;
+  InFlight f = std::move(it->second);
+  in_flight_.erase(it);
+  if (f.deleted) return false;
+  if (f.latest) {
+    *changed = f.latest->fingerprint != pod.pod->fingerprint;
+    pod.pod = std::move(f.latest);
+  }
+  return true;
+}
+
+bool SchedulingQueue::DeletedInFlight(const std::string& key) const {
+  std::lock_guard lock(mu_);
+  auto it = in_flight_.find(key);
+  return it != in_flight_.end() && it->second.deleted;
 }
 
 std::optional<QueuedPod> SchedulingQueue::Pop(std::chrono::milliseconds timeout) {
@@ -100,6 +125,7 @@ std::optional<QueuedPod> SchedulingQueue::Pop(std::chrono::milliseconds timeout)
   q.scheduling_cycle = scheduling_cycle_;
   auto& a = attempts_[q.pod->Key()];
   q.attempts = ++a.first;
+  in_flight_[q.pod->Key()] = InFlight{};
   return q;
 }
 
@@ -119,9 +145,14 @@ bool SchedulingQueue::IsBackingOffLocked(const QueuedPod& pod) const {
 void SchedulingQueue::AddUnschedulable(QueuedPod pod) {
   std::lock_guard lock(mu_);
   std::string key = pod.pod->Key();
+  bool changed = false;
+  if (!TakeInFlightLocked(pod, &changed)) {
+    attempts_.erase(key);
+    return;
+  }
   if (in_active_.count(key) || backoff_.count(key) || unschedulable_.count(key)) return;
   pod.timestamp = now_();
-  if (move_request_cycle_ >= pod.scheduling_cycle) {
+  if (changed || move_request_cycle_ >= pod.scheduling_cycle) {
     backoff_[key] = std::move(pod);
   } else {
     pod.unschedulable_since = pod.timestamp;
@@ -132,6 +163,11 @@ void SchedulingQueue::AddUnschedulable(QueuedPod pod) {
 void SchedulingQueue::AddBackoff(QueuedPod pod) {
   std::lock_guard lock(mu_);
   std::string key = pod.pod->Key();
+  bool changed = false;
+  if (!TakeInFlightLocked(pod, &changed)) {
+    attempts_.erase(key);
+    return;
+  }
   if (in_active_.count(key) || backoff_.count(key) || unschedulable_.count(key)) return;
   pod.timestamp = now_();
   backoff_[key] = std::move(pod);
@@ -139,6 +175,7 @@ void SchedulingQueue::AddBackoff(QueuedPod pod) {
 
 void SchedulingQueue::Done(const std::string& key) {
   std::lock_guard lock(mu_);
+  in_flight_.erase(key);
   if (!in_active_.count(key) && !backoff_.count(key) && !unschedulable_.count(key)) attempts_.erase(key);
 }
 

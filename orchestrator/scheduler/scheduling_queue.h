@@ -61,6 +61,8 @@ class SchedulingQueue {
   void AddBackoff(QueuedPod pod);
   // The pod is done (bound or dropped): forget its attempt bookkeeping.
   void Done(const std::string& key);
+  // Whether the pod was deleted while its attempt was in flight.
+  bool DeletedInFlight(const std::string& key) const;
 
   // A cluster event that may make unschedulable pods fit.
   void MoveAllToActiveOrBackoff();
@@ -100,6 +102,18 @@ class SchedulingQueue {
   std::map<std::string, QueuedPod> backoff_;
   std::map<std::string, QueuedPod> unschedulable_;
   std::unordered_map<std::string, std::pair<int, Clock::time_point>> attempts_;  // attempts, initial time
+  // Pods popped and not yet given back: updates and deletes that arrive
+  // meanwhile are kept here, so the attempt's outcome does not resurrect a
+  // deleted pod or requeue a stale one (and the pod is never queued twice).
+  struct InFlight {
+    std::shared_ptr<const PodInfo> latest;  // null: no update since Pop
+    bool deleted = false;
+  };
+  std::unordered_map<std::string, InFlight> in_flight_;
+  // Takes the in-flight entry of `pod`: false when the pod was deleted;
+  // otherwise swaps in its latest version, setting *changed when the update
+  // touched what scheduling reads.
+  bool TakeInFlightLocked(QueuedPod& pod, bool* changed);
   int64_t scheduling_cycle_ = 0;
   int64_t move_request_cycle_ = -1;
   bool closed_ = false;
