@@ -99,7 +99,7 @@ class SchedulerIntegrationTest : public ::testing::Test {
   }
   std::string NodeOf(const std::string& name) {
     json p = GetPod(name);
-    return p.is_object() ? p["spec"].value("nodeName", "") : "";
+    return p.is_object() ? p.value("spec", json::object()).value("nodeName", "") : "";
   }
   bool WaitBound(const std::string& name) {
     return Eventually([&] { return !NodeOf(name).empty(); });
@@ -107,7 +107,8 @@ class SchedulerIntegrationTest : public ::testing::Test {
   json ScheduledCondition(const std::string& name) {
     json p = GetPod(name);
     if (!p.is_object()) return json();
-    for (const auto& c : p["status"].value("conditions", json::array())) {
+    json status = p.value("status", json::object());
+    for (const auto& c : status.value("conditions", json::array())) {
       if (c.value("type", "") == "PodScheduled") return c;
     }
     return json();
@@ -123,7 +124,8 @@ class SchedulerIntegrationTest : public ::testing::Test {
     auto list = client_->List(res::kEvents, "default");
     if (!list.ok()) return out;
     for (const auto& e : (*list)["items"]) {
-      if (e["involvedObject"].value("name", "") == name && e.value("reason", "") == reason) out.push_back(e);
+      json involved = e.value("involvedObject", json::object());
+      if (involved.value("name", "") == name && e.value("reason", "") == reason) out.push_back(e);
     }
     return out;
   }
@@ -143,9 +145,13 @@ class SchedulerIntegrationTest : public ::testing::Test {
 
 TEST_F(SchedulerIntegrationTest, UnschedulableMessageThenScheduledWhenANodeFits) {
   json gpu_taint = json::array({{{"key", "dedicated"}, {"value", "gpu"}, {"effect", "NoSchedule"}}});
-  CreateNode(NodeObject("small", "1"));
+  CreateNode(NodeObject("small", "3"));
   CreateNode(NodeObject("gpu-1", "8", json::object(), gpu_taint));
   CreateNode(NodeObject("gpu-2", "8", json::object(), gpu_taint));
+  // Two of small's three cpus taken by a pod of the same priority: it could
+  // fit after an eviction, but there is nothing it may evict.
+  CreatePod(PodObject("filler", "2"));
+  ASSERT_TRUE(WaitBound("filler"));
   CreatePod(PodObject("big", "2"));
   const std::string want =
       "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}. "
@@ -157,7 +163,7 @@ TEST_F(SchedulerIntegrationTest, UnschedulableMessageThenScheduledWhenANodeFits)
   json failed = Events("big", "FailedScheduling").front();
   EXPECT_EQ(failed.value("type", ""), "Warning");
   EXPECT_EQ(failed.value("message", ""), want);
-  EXPECT_EQ(failed["source"].value("component", ""), "default-scheduler");
+  EXPECT_EQ(failed.value("source", json::object()).value("component", ""), "default-scheduler");
   EXPECT_TRUE(NodeOf("big").empty());
 
   // A node that fits appears: the pending pod is scheduled there.
@@ -300,7 +306,7 @@ TEST_F(SchedulerIntegrationTest, PreemptionEvictsALowerPriorityPod) {
     }
     return !victim.empty();
   })) << GetPod("high").dump();
-  ASSERT_TRUE(Eventually([&] { return GetPod("high")["status"].value("nominatedNodeName", "") == "only"; }))
+  ASSERT_TRUE(Eventually([&] { return GetPod("high").value("status", json::object()).value("nominatedNodeName", "") == "only"; }))
       << GetPod("high").dump();
   std::string survivor = victim == "low-a" ? "low-b" : "low-a";
   EXPECT_FALSE(GetPod(survivor)["metadata"].contains("deletionTimestamp")) << "only the fewest victims";
