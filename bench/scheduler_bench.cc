@@ -170,10 +170,13 @@ absl::StatusOr<Result> Run(Workload w, int nodes, int pods, const std::string& w
       break;
   }
   std::string dir = absl::StrCat(work_dir, "/run", run);
-  auto server = testing::KelpieServer::Start(dir, testing::FreeTcpPort(), dir + ".log", {"--scheduler=false"});
+  // A /8 cluster range: 65,536 node ranges of /24 for the fake nodes.
+  auto server = testing::KelpieServer::Start(dir, testing::FreeTcpPort(), dir + ".log",
+                                             {"--scheduler=false", "--cluster-cidr=10.0.0.0/8"});
   if (!server.ok()) return server.status();
   const std::string& kc = (*server)->kubeconfig();
-  if (!CreateAll(kc, res::kNodes, "", nodes, NodeObject)) return absl::InternalError("creating nodes failed");
+  // One client: concurrent Node creates race in the API server's podCIDR allocation.
+  if (!CreateAll(kc, res::kNodes, "", nodes, NodeObject, 1)) return absl::InternalError("creating nodes failed");
   if (!CreateAll(kc, res::kPods, "default", pods, [w](int i) { return PodObject(w, i); })) {
     return absl::InternalError("creating pods failed");
   }
@@ -234,7 +237,7 @@ int main(int argc, char** argv) {
     }
   }
   spdlog::set_level(spdlog::level::warn);
-  testing::TempDir dir;
+  kelpie::testing::TempDir dir;
   std::vector<bench::Result> results;
   int run = 0;
   for (auto [w, n] : {std::pair{bench::Workload::kBasic, pods}, std::pair{bench::Workload::kSpread, pods},

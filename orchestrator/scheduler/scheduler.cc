@@ -181,6 +181,42 @@ void Scheduler::RegisterHandlers() {
   namespaces.on_update = [set_namespace](const json&, const json& ns) { set_namespace(ns); };
   namespaces.on_delete = [this](const json& ns, bool) { cache_.RemoveNamespace(ns["metadata"].value("name", "")); };
   deps_.informers.For(client::resources::kNamespaces).AddEventHandler(std::move(namespaces));
+
+  // Selectors of Services, ReplicaSets and StatefulSets: the default
+  // topology spreading of the pods they select.
+  for (const client::ResourceRef* ref :
+       {&client::resources::kServices, &client::resources::kReplicaSets, &client::resources::kStatefulSets}) {
+    std::string kind = ref->resource;
+    controllers::EventHandlers workloads;
+    auto set = [this, kind](const json& obj) {
+      const json& meta = obj.value("metadata", json::object());
+      std::string ns = meta.value("namespace", "default");
+      std::string id = kind + "/" + meta.value("name", "");
+      LabelSelector selector;
+      const json spec = obj.value("spec", json::object());
+      const json sel = spec.value("selector", json());
+      if (sel.is_object()) {
+        // Services carry a plain label map; workloads a LabelSelector.
+        bool label_selector = sel.contains("matchLabels") || sel.contains("matchExpressions");
+        const json labels = label_selector ? sel.value("matchLabels", json::object()) : sel;
+        for (const auto& [k, v] : labels.items()) {
+          if (v.is_string()) selector.requirements.push_back({k, SelectorRequirement::Op::kIn, {v.get<std::string>()}});
+        }
+      }
+      if (selector.requirements.empty()) {
+        cache_.RemoveWorkloadSelector(ns, id);
+      } else {
+        cache_.SetWorkloadSelector(ns, id, std::move(selector));
+      }
+    };
+    workloads.on_add = set;
+    workloads.on_update = [set](const json&, const json& obj) { set(obj); };
+    workloads.on_delete = [this, kind](const json& obj, bool) {
+      const json& meta = obj.value("metadata", json::object());
+      cache_.RemoveWorkloadSelector(meta.value("namespace", "default"), kind + "/" + meta.value("name", ""));
+    };
+    deps_.informers.For(*ref).AddEventHandler(std::move(workloads));
+  }
 }
 
 void Scheduler::ResolvePriority(PodInfo& pod) const {
@@ -229,6 +265,10 @@ void Scheduler::OnPod(const json& obj) {
     // Bound (by us or anyone): it holds resources on its node until it
     // finishes or is deleted.
     queue_.Delete(key);
+    {
+      std::lock_guard lock(gated_mu_);
+      gated_.erase(key);
+    }
     if (finished) {
       cache_.RemovePod(key);
       queue_.MoveAllToActiveOrBackoff();
@@ -237,7 +277,16 @@ void Scheduler::OnPod(const json& obj) {
     }
     return;
   }
-  if (pod.scheduler_name != config_.scheduler_name || finished || pod.terminating || pod.scheduling_gated) {
+  bool ours = pod.scheduler_name == config_.scheduler_name && !finished && !pod.terminating;
+  {
+    std::lock_guard lock(gated_mu_);
+    if (ours && pod.scheduling_gated) {
+      gated_.insert(key);
+    } else {
+      gated_.erase(key);
+    }
+  }
+  if (!ours || pod.scheduling_gated) {
     queue_.Delete(key);
     return;
   }
@@ -247,6 +296,10 @@ void Scheduler::OnPod(const json& obj) {
 void Scheduler::OnPodDelete(const json& obj) {
   std::string key = controllers::ObjectKey(obj);
   queue_.Delete(key);
+  {
+    std::lock_guard lock(gated_mu_);
+    gated_.erase(key);
+  }
   if (cache_.IsAssumed(key) || (obj.contains("spec") && !obj["spec"].value("nodeName", "").empty())) {
     cache_.RemovePod(key);
     // Freed resources, ports and spread/affinity domains may let pending pods fit.
@@ -327,7 +380,14 @@ void Scheduler::Housekeeping() {
     queue_.FlushBackoffCompleted();
     queue_.FlushUnschedulableLeftover();
     cache_.CleanupExpiredAssumedPods();
-    if (metrics_) metrics_->Pending(queue_.Pending(), 0);
+    if (metrics_) {
+      size_t gated = 0;
+      {
+        std::lock_guard lock(gated_mu_);
+        gated = gated_.size();
+      }
+      metrics_->Pending(queue_.Pending(), gated);
+    }
   }
 }
 

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -96,6 +97,10 @@ class Scheduler {
   std::unique_ptr<ScheduleAlgorithm> algorithm_;
   std::unique_ptr<SchedulerMetrics> metrics_;
   std::unique_ptr<Preemptor> preemptor_;
+
+  // Pending pods of ours held back by spec.schedulingGates (for the metric).
+  std::mutex gated_mu_;
+  std::set<std::string> gated_;
 
   mutable std::mutex priority_mu_;
   std::map<std::string, int32_t> priority_classes_;

@@ -265,6 +265,21 @@ TEST_F(SpreadTest, ScheduleAnywayPrefersEmptierDomains) {
   EXPECT_EQ(s["z1n1"], s["z1n2"]);
 }
 
+TEST_F(SpreadTest, DefaultConstraintsSpreadAServicesPods) {
+  cache.SetWorkloadSelector("default", "services/web", LabelSelector{{{"app", SelectorRequirement::Op::kIn, {"web"}}}});
+  AddPod(WithLabels(PodJson("a"), {{"app", "web"}}), "z1n1");
+  AddPod(WithLabels(PodJson("b"), {{"app", "web"}}), "z1n2");
+  PodInfo pod = PodFrom(WithLabels(PodJson("c"), {{"app", "web"}}));
+  auto s = Scores(*NewPodTopologySpread(true), pod);
+  EXPECT_GT(s["z2n1"], s["z1n1"]) << "fewer of the Service's pods in zone 2";
+  EXPECT_EQ(s["z2n1"], s["z3n2"]);
+  // Off by configuration, or for pods no workload selects: no preference.
+  auto off = Scores(*NewPodTopologySpread(false), pod);
+  EXPECT_EQ(off["z2n1"], off["z1n1"]);
+  auto unselected = Scores(*NewPodTopologySpread(true), Pod("lonely"));
+  EXPECT_EQ(unselected["z2n1"], unselected["z1n1"]);
+}
+
 TEST_F(PluginTest, InterPodAntiAffinityKeepsReplicasApart) {
   AddNode(WithLabels(NodeJson("n1"), {{"zone", "a"}}));
   AddNode(WithLabels(NodeJson("n2"), {{"zone", "a"}}));
