@@ -339,5 +339,28 @@ TEST_F(SchedulerIntegrationTest, OtherSchedulersPodsAreLeftAlone) {
   EXPECT_NE(r->body.find("scheduler_pod_scheduling_sli_duration_seconds_bucket"), std::string::npos);
 }
 
+// `kelpie server` as users run it: its own node registered, a pod made
+// with kubectl is bound to that node by the built-in scheduler.
+TEST(SchedulerServerTest, KubectlPodLandsOnTheServersOwnNode) {
+  testing::TempDir dir;
+  auto server = testing::KelpieServer::Start(dir.File("data"), testing::FreeTcpPort(), dir.File("server.log"),
+                                             {"--register-node=true", "--node-name=kelpie-local"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto run = (*server)->Kubectl({"run", "hello", "--image=busybox", "--restart=Never", "--", "sleep", "3600"});
+  ASSERT_EQ(run.exit_code, 0) << run.stdout_text << run.stderr_text;
+  std::string node;
+  EXPECT_TRUE(Eventually([&] {
+    auto r = (*server)->Kubectl({"get", "pod", "hello", "-o", "jsonpath={.spec.nodeName}"});
+    node = r.stdout_text;
+    return r.exit_code == 0 && !node.empty();
+  })) << (*server)->Log();
+  EXPECT_EQ(node, "kelpie-local");
+  std::string messages;
+  EXPECT_TRUE(Eventually([&] {
+    messages = (*server)->Kubectl({"get", "events", "-o", "jsonpath={.items[*].message}"}).stdout_text;
+    return messages.find("Successfully assigned default/hello to kelpie-local") != std::string::npos;
+  })) << messages;
+}
+
 }  // namespace
 }  // namespace kelpie
