@@ -11,7 +11,7 @@
 // required pod anti-affinity (hostname). Printed beside kube-scheduler's
 // published minimum thresholds on its CI machines (REFERENCES.md).
 //
-//   scheduler_bench [--nodes M] [--pods N] [--anti-pods N] [--smoke]
+//   scheduler_bench [--nodes M] [--pods N] [--anti-pods N] [--only basic|spread|anti] [--smoke]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -212,6 +212,7 @@ int main(int argc, char** argv) {
   int pods = 10000;
   int anti_pods = 2000;
   bool smoke = false;
+  std::string only;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next_int = [&](int* out) {
@@ -231,8 +232,10 @@ int main(int argc, char** argv) {
       next_int(&pods);
     } else if (a == "--anti-pods") {
       next_int(&anti_pods);
+    } else if (a == "--only" && i + 1 < argc) {
+      only = argv[++i];
     } else {
-      std::cerr << "usage: scheduler_bench [--nodes M] [--pods N] [--anti-pods N] [--smoke]\n";
+      std::cerr << "usage: scheduler_bench [--nodes M] [--pods N] [--anti-pods N] [--only basic|spread|anti] [--smoke]\n";
       return 2;
     }
   }
@@ -242,6 +245,8 @@ int main(int argc, char** argv) {
   int run = 0;
   for (auto [w, n] : {std::pair{bench::Workload::kBasic, pods}, std::pair{bench::Workload::kSpread, pods},
                       std::pair{bench::Workload::kAntiAffinity, std::min(anti_pods, nodes)}}) {
+    const char* names[] = {"basic", "spread", "anti"};
+    if (!only.empty() && only != names[static_cast<int>(w)]) continue;
     auto r = bench::Run(w, nodes, n, dir.path(), run++);
     if (!r.ok()) {
       std::cerr << "benchmark failed: " << r.status() << "\n";
