@@ -35,6 +35,8 @@
 #include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
 #include "orchestrator/apiserver/join_api.h"
+#include "orchestrator/scheduler/scheduler_config.h"
+#include "orchestrator/scheduler/scheduler_service.h"
 #include "orchestrator/pki/cluster_pki.h"
 #include "orchestrator/pki/join_token.h"
 #include "orchestrator/store/store.h"
@@ -65,6 +67,8 @@ struct ServerFlags {
   apiserver::ApiServerConfig api;
   controllers::ControllerManagerFlags controller_manager;
   controllers::CoreControllerFlags core_controllers;
+  bool scheduler = true;
+  std::string scheduler_config;
 };
 
 // Every controller `kelpie server` can run (--controllers picks among them).
@@ -338,6 +342,31 @@ int RunServer(const ServerFlags& f) {
   }
   // --- end of controller manager --------------------------------------------
   api.AddMetricsRegistry(metrics);
+
+  // --- scheduler: places pending pods on nodes ------------------------------
+  std::unique_ptr<scheduler::SchedulerService> pod_scheduler;
+  if (f.scheduler) {
+    auto config = f.scheduler_config.empty() ? absl::StatusOr<scheduler::SchedulerConfig>(scheduler::SchedulerConfig{})
+                                             : scheduler::LoadSchedulerConfig(f.scheduler_config);
+    auto scheduler_metrics = std::make_shared<prometheus::Registry>();
+    auto started = config.ok() ? scheduler::SchedulerService::Start(*config, client::ClientOptionsFromKubeconfig(kc),
+                                                                    scheduler_metrics.get())
+                               : absl::StatusOr<std::unique_ptr<scheduler::SchedulerService>>(config.status());
+    if (!started.ok()) {
+      spdlog::error("scheduler: {}", started.status().message());
+      if (controller_manager) controller_manager->Stop();
+      if (cluster_dns) cluster_dns->Stop();
+      if (routing) routing->Stop();
+      local_node->Stop();
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 1;
+    }
+    pod_scheduler = std::move(*started);
+    api.AddMetricsRegistry(scheduler_metrics);
+    spdlog::info("scheduler running as {}", pod_scheduler->scheduler().config().scheduler_name);
+  }
+  // --- end of scheduler -------------------------------------------------------
+
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
                kubeconfig_path);
@@ -346,8 +375,9 @@ int RunServer(const ServerFlags& f) {
   int sig = WaitForTerminationSignal();
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
-  if (cluster_dns) cluster_dns->Stop();
+  if (pod_scheduler) pod_scheduler->Stop();
   if (controller_manager) controller_manager->Stop();
+  if (cluster_dns) cluster_dns->Stop();
   if (routing) routing->Stop();
   local_node->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
@@ -406,6 +436,12 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   app->add_option("--shutdown-grace-seconds", f->shutdown_grace_seconds,
                   "On SIGTERM/SIGINT, how long in-flight requests may take to finish")
       ->capture_default_str();
+  app->add_option("--scheduler", f->scheduler,
+                  "Run the scheduler, which assigns pending pods to nodes (false: leave pods to another scheduler)")
+      ->capture_default_str();
+  app->add_option("--scheduler-config", f->scheduler_config,
+                  "YAML file with the scheduler's settings: plugin weights, disabled plugins, scoring strategy, "
+                  "percentage of nodes to score (see docs/scheduler.md)");
   store::AddStoreFlags(*app, f->store);
   apiserver::AddApiServerFlags(*app, f->api);
   kubelet::AddKubeletFlags(*app, f->kubelet);
