@@ -74,7 +74,13 @@ int RunAgent(const AgentFlags& f) {
     spdlog::error("API client: {}", node_client.status().message());
     return 2;
   }
-  auto node = kubelet::Kubelet::Start(ko, std::move(*node_client));
+  // Pods bound to this node run through their own client (flags: --run-pods and the pod block).
+  auto pods_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(*kc));
+  if (!pods_client.ok()) {
+    spdlog::error("API client: {}", pods_client.status().message());
+    return 2;
+  }
+  auto node = kubelet::Kubelet::Start(ko, std::move(*node_client), std::move(*pods_client));
   if (!node.ok()) {
     spdlog::error("kubelet: {}", node.status().message());
     return 2;

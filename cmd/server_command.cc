@@ -225,8 +225,12 @@ int RunServer(const ServerFlags& f) {
     kubelet::KubeletOptions ko = f.kubelet;
     ko.data_dir = f.data_dir;
     auto node_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc));
-    auto started = node_client.ok() ? kubelet::Kubelet::Start(ko, std::move(*node_client))
-                                    : absl::StatusOr<std::unique_ptr<kubelet::Kubelet>>(node_client.status());
+    // Pods bound to this node run through their own client (flags: --run-pods and the pod block).
+    auto pods_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc));
+    auto started = node_client.ok() && pods_client.ok()
+                       ? kubelet::Kubelet::Start(ko, std::move(*node_client), std::move(*pods_client))
+                       : absl::StatusOr<std::unique_ptr<kubelet::Kubelet>>(
+                             node_client.ok() ? pods_client.status() : node_client.status());
     if (!started.ok()) {
       spdlog::error("kubelet: {}", started.status().message());
       api.Shutdown(std::chrono::milliseconds(0));
