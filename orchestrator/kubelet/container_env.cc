@@ -89,6 +89,13 @@ std::map<std::string, std::string> ObjectData(const json& obj, bool secret) {
       out[it.key()] = v;
     }
   }
+  // stringData is write-only in Kubernetes (the API server folds it into
+  // data); an object that still carries it is read the same way.
+  if (secret && obj.contains("stringData") && obj["stringData"].is_object()) {
+    for (auto it = obj["stringData"].begin(); it != obj["stringData"].end(); ++it) {
+      if (it.value().is_string()) out[it.key()] = it.value().get<std::string>();
+    }
+  }
   if (!secret && obj.contains("binaryData") && obj["binaryData"].is_object()) {
     for (auto it = obj["binaryData"].begin(); it != obj["binaryData"].end(); ++it) {
       std::string decoded;

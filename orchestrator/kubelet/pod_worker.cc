@@ -470,6 +470,7 @@ void PodWorker::StartContainer(const json& pod, Slot& slot) {
   // Keep the container before this one (its log is `kubectl logs --previous`).
   if (!slot.previous_id.empty()) (void)runtime_.RemoveContainer(slot.previous_id);
   slot.previous_id = slot.current_id;
+  slot.previous = slot.current;
   slot.current_id = *id;
   slot.restart_count = config.attempt;
   slot.waiting_reason.clear();

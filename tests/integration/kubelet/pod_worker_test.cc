@@ -417,12 +417,15 @@ TEST_F(PodWorkerTest, TwoPodsReachEachOtherByPodIp) {
   std::string ip = s["status"].value("podIP", "");
   ASSERT_FALSE(ip.empty());
   EXPECT_NE(ip, c["status"].value("podIP", ""));
+  // busybox nc speaks HTTP to the other pod's httpd (busybox-static's wget crashes resolving).
   std::string got;
-  for (int i = 0; i < 20 && got != "pong\n"; ++i) {
-    got = Exec(c, "cli", absl::StrCat("wget -q -T 2 -O - http://", ip, ":8080/index.html")).stdout_text;
-    if (got != "pong\n") std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  for (int i = 0; i < 20 && !absl::StrContains(got, "pong"); ++i) {
+    got = Exec(c, "cli", absl::StrCat("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ", ip, " 8080"))
+              .stdout_text;
+    if (!absl::StrContains(got, "pong")) std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
-  EXPECT_EQ(got, "pong\n");
+  EXPECT_TRUE(absl::StrContains(got, "200 OK")) << got;
+  EXPECT_TRUE(absl::StrContains(got, "\r\n\r\npong\n")) << got;
 }
 
 TEST_F(PodWorkerTest, RestartedKubeletAdoptsAndRemovesPodsDeletedMeanwhile) {
