@@ -42,6 +42,14 @@ struct AgentFlags {
   log::Flags log;
 };
 
+// Cluster DNS serves what the kubelet writes into pods' resolv.conf.
+dns::NodeDnsOptions NodeDnsOptionsFor(const AgentFlags& f) {
+  dns::NodeDnsOptions o = f.dns;
+  o.address = f.kubelet.pods.cluster_dns;
+  o.domain = f.kubelet.pods.cluster_domain;
+  return o;
+}
+
 int RunAgent(const AgentFlags& f) {
   if (absl::Status s = log::InitFromFlags(f.log); !s.ok()) {
     std::cerr << "kelpie agent: " << s.message() << "\n";
@@ -118,7 +126,13 @@ int RunAgent(const AgentFlags& f) {
     spdlog::error("API client: {}", node_client.status().message());
     return 2;
   }
-  auto node = kubelet::Kubelet::Start(ko, std::move(*node_client));
+  // Pods bound to this node run through their own client (flags: --run-pods and the pod block).
+  auto pods_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(*kc));
+  if (!pods_client.ok()) {
+    spdlog::error("API client: {}", pods_client.status().message());
+    return 2;
+  }
+  auto node = kubelet::Kubelet::Start(ko, std::move(*node_client), std::move(*pods_client));
   if (!node.ok()) {
     spdlog::error("kubelet: {}", node.status().message());
     return 2;
@@ -139,8 +153,8 @@ int RunAgent(const AgentFlags& f) {
   }
   // Cluster DNS answered on this node (the server creates kube-dns).
   std::unique_ptr<dns::NodeDns> cluster_dns;
-  if (f.dns.enabled) {
-    auto started = dns::NodeDns::Start(f.dns, client::ClientOptionsFromKubeconfig(*kc), metrics.get());
+  if (f.dns.enabled && !f.kubelet.pods.cluster_dns.empty()) {
+    auto started = dns::NodeDns::Start(NodeDnsOptionsFor(f), client::ClientOptionsFromKubeconfig(*kc), metrics.get());
     if (!started.ok()) {
       spdlog::error("cluster DNS: {} (it needs root; --dns=false runs without it)", started.status().message());
       if (routing) routing->Stop();

@@ -78,6 +78,14 @@ std::vector<controllers::ControllerDescriptor> AllControllers(const controllers:
   return all;
 }
 
+// Cluster DNS serves what the kubelet writes into pods' resolv.conf.
+dns::NodeDnsOptions NodeDnsOptionsFor(const ServerFlags& f) {
+  dns::NodeDnsOptions o = f.dns;
+  o.address = f.kubelet.pods.cluster_dns;
+  o.domain = f.kubelet.pods.cluster_domain;
+  return o;
+}
+
 int RunServer(const ServerFlags& f) {
   // The API server allocates and frees large bodies (lists of thousands of
   // objects) and many small objects per request; glibc's defaults return
@@ -262,8 +270,12 @@ int RunServer(const ServerFlags& f) {
     kubelet::KubeletOptions ko = f.kubelet;
     ko.data_dir = f.data_dir;
     auto node_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc));
-    auto started = node_client.ok() ? kubelet::Kubelet::Start(ko, std::move(*node_client))
-                                    : absl::StatusOr<std::unique_ptr<kubelet::Kubelet>>(node_client.status());
+    // Pods bound to this node run through their own client (flags: --run-pods and the pod block).
+    auto pods_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc));
+    auto started = node_client.ok() && pods_client.ok()
+                       ? kubelet::Kubelet::Start(ko, std::move(*node_client), std::move(*pods_client))
+                       : absl::StatusOr<std::unique_ptr<kubelet::Kubelet>>(
+                             node_client.ok() ? pods_client.status() : node_client.status());
     if (!started.ok()) {
       spdlog::error("kubelet: {}", started.status().message());
       api.Shutdown(std::chrono::milliseconds(0));
@@ -292,11 +304,11 @@ int RunServer(const ServerFlags& f) {
   // Cluster DNS: kube-system/kube-dns reserves the address; this node
   // answers it on a local link (see control/dns/node_dns.h).
   std::unique_ptr<dns::NodeDns> cluster_dns;
-  if (f.dns.enabled) {
+  if (f.dns.enabled && !f.kubelet.pods.cluster_dns.empty()) {
     auto dns_client = client::RestClient::Create(client::ClientOptionsFromKubeconfig(kc));
-    absl::Status st = dns_client.ok() ? dns::EnsureKubeDnsService(**dns_client, f.dns.address) : dns_client.status();
+    absl::Status st = dns_client.ok() ? dns::EnsureKubeDnsService(**dns_client, f.kubelet.pods.cluster_dns) : dns_client.status();
     if (st.ok()) {
-      auto started = dns::NodeDns::Start(f.dns, client::ClientOptionsFromKubeconfig(kc), metrics.get());
+      auto started = dns::NodeDns::Start(NodeDnsOptionsFor(f), client::ClientOptionsFromKubeconfig(kc), metrics.get());
       if (started.ok()) cluster_dns = std::move(*started);
       st = started.status();
     }

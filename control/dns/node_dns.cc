@@ -44,12 +44,9 @@ absl::Status CreateUnlessExists(client::RestClient& c, const client::ResourceRef
 
 void AddNodeDnsFlags(CLI::App& app, NodeDnsOptions& options) {
   app.add_option("--dns", options.enabled,
-                 "Serve cluster DNS on this node at --cluster-dns (needs root and port 53 on that address)")
+                 "Serve cluster DNS on this node at --cluster-dns for --cluster-domain (needs root and port 53 "
+                 "on that address)")
       ->capture_default_str();
-  app.add_option("--cluster-dns", options.address,
-                 "Cluster DNS address: inside the service range, written into pods' resolv.conf")
-      ->capture_default_str();
-  app.add_option("--cluster-domain", options.domain, "Cluster DNS zone")->capture_default_str();
   app.add_option("--dns-link", options.link_name, "Local link that carries the cluster DNS address")
       ->capture_default_str();
 }

@@ -42,7 +42,8 @@ struct NodeDnsOptions {
   uint16_t port = 53;
 };
 
-// --dns, --cluster-dns, --cluster-domain, --dns-link.
+// --dns, --dns-link. The address and zone come from the kubelet's
+// --cluster-dns and --cluster-domain (what pods' resolv.conf points at).
 void AddNodeDnsFlags(CLI::App& app, NodeDnsOptions& options);
 
 // Creates kube-system/kube-dns and its EndpointSlice when absent (the
