@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "common/http/http_message.h"
+#include "common/http/http_upgrade.h"
 
 namespace kelpie::http::internal {
 

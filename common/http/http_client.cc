@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/http/asio_upgraded_connection.h"
+#include "common/http/http_upgrade.h"
 #include "common/status_macros.h"
 
 namespace kelpie::http {
@@ -105,7 +106,7 @@ class HttpClientImpl final : public HttpClient {
   absl::StatusOr<HttpResponse> Stream(const ClientRequest& request,
                                       const std::function<void(const HttpResponse&)>& on_head,
                                       const std::function<bool(std::string_view)>& on_data,
-                                      StreamCanceller& canceller) override {
+                                      StreamCanceller& canceller) {
     if (canceller.cancelled()) return absl::CancelledError("the stream was cancelled");
     KELPIE_ASSIGN_OR_RETURN(auto conn, Connect());
     asio::io_context* ioc = conn.ioc.get();
@@ -128,7 +129,7 @@ class HttpClientImpl final : public HttpClient {
     return std::move(result->response);
   }
 
-  absl::StatusOr<UpgradeResult> Upgrade(const ClientRequest& request) override {
+  absl::StatusOr<UpgradeResult> Upgrade(const ClientRequest& request) {
     KELPIE_ASSIGN_OR_RETURN(auto conn, Connect());
     bhttp::request<bhttp::string_body> req;
     req.method_string(request.method);
@@ -344,6 +345,19 @@ class HttpClientImpl final : public HttpClient {
   std::optional<Connection> conn_;
 };
 
+class ClientOwnedConnection final : public UpgradedConnection {
+ public:
+  ClientOwnedConnection(std::shared_ptr<HttpClientImpl> client, std::unique_ptr<UpgradedConnection> inner)
+      : client_(std::move(client)), inner_(std::move(inner)) {}
+  size_t Read(char* data, size_t size) override { return inner_->Read(data, size); }
+  bool Write(std::string_view data) override { return inner_->Write(data); }
+  void Close() override { inner_->Close(); }
+
+ private:
+  std::shared_ptr<HttpClientImpl> client_;  // destroyed after inner_
+  std::unique_ptr<UpgradedConnection> inner_;
+};
+
 }  // namespace
 
 void StreamCanceller::Cancel() {
@@ -374,6 +388,28 @@ void StreamCanceller::Attach(std::function<void()> cancel) {
 void StreamCanceller::Detach() {
   std::lock_guard<std::mutex> lock(mu_);
   cancel_ = nullptr;
+}
+
+absl::StatusOr<UpgradeResult> DialUpgrade(const HttpClientOptions& options, const ClientRequest& request) {
+  KELPIE_ASSIGN_OR_RETURN(Endpoint ep, ParseServer(options.server));
+  auto client = std::make_shared<HttpClientImpl>(options, std::move(ep));
+  KELPIE_RETURN_IF_ERROR(client->Init());
+  KELPIE_ASSIGN_OR_RETURN(UpgradeResult result, client->Upgrade(request));
+  if (result.connection) {
+    // The connection's TLS session uses the client's context: keep it.
+    result.connection = std::make_unique<ClientOwnedConnection>(client, std::move(result.connection));
+  }
+  return result;
+}
+
+absl::StatusOr<HttpResponse> StreamWithHead(const HttpClientOptions& options, const ClientRequest& request,
+                                            const std::function<void(const HttpResponse&)>& on_head,
+                                            const std::function<bool(std::string_view)>& on_data,
+                                            StreamCanceller& canceller) {
+  KELPIE_ASSIGN_OR_RETURN(Endpoint ep, ParseServer(options.server));
+  HttpClientImpl client(options, std::move(ep));
+  KELPIE_RETURN_IF_ERROR(client.Init());
+  return client.Stream(request, on_head, on_data, canceller);
 }
 
 absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(HttpClientOptions options) {

@@ -10,7 +10,6 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "common/http/http_message.h"
 #include "common/http/tls_context.h"
 
@@ -51,13 +50,6 @@ class StreamCanceller {
   std::function<void()> cancel_;
 };
 
-// The answer to an upgrade request: `connection` is set when the server
-// switched protocols (101); otherwise `response` holds its whole answer.
-struct UpgradeResult {
-  HttpResponse response;
-  std::unique_ptr<UpgradedConnection> connection;
-};
-
 class HttpClient {
  public:
   static absl::StatusOr<std::unique_ptr<HttpClient>> Create(HttpClientOptions options);
@@ -80,25 +72,6 @@ class HttpClient {
                                               StreamCanceller& canceller) {
     (void)canceller;
     return Stream(request, on_data);
-  }
-
-  // The same, telling `on_head` the status and headers before the first
-  // body piece (a proxy relays them). Implementations that cannot (test
-  // fakes) report the head only in the result.
-  virtual absl::StatusOr<HttpResponse> Stream(const ClientRequest& request,
-                                              const std::function<void(const HttpResponse&)>& on_head,
-                                              const std::function<bool(std::string_view)>& on_data,
-                                              StreamCanceller& canceller) {
-    (void)on_head;
-    return Stream(request, on_data, canceller);
-  }
-
-  // Sends an upgrade request (Connection: Upgrade and its protocol headers
-  // are the caller's) on a dedicated connection and reads the answer's
-  // head; on 101 the connection is handed over.
-  // Test fakes that never switch protocols keep this default.
-  virtual absl::StatusOr<UpgradeResult> Upgrade(const ClientRequest& request) {
-    return absl::UnimplementedError(absl::StrCat("this client cannot switch protocols for ", request.target));
   }
 };
 

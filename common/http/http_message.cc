@@ -4,12 +4,6 @@
 
 namespace kelpie::http {
 
-void HttpResponder::Upgrade(HttpResponse head, UpgradeHandler handler) {
-  (void)head;
-  (void)handler;
-  Respond(HttpResponse{500, {{"Content-Type", "text/plain"}}, "this endpoint cannot switch protocols\n"});
-}
-
 const std::string* HttpRequest::Header(std::string_view name) const {
   for (const auto& [k, v] : headers) {
     if (k == name) return &v;

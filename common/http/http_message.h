@@ -44,22 +44,6 @@ struct HttpResponse {
   const std::string* Header(std::string_view name) const;
 };
 
-// A connection handed over after "101 Switching Protocols" (WebSocket,
-// SPDY): raw bytes both ways. One thread may Read while another Writes.
-class UpgradedConnection {
- public:
-  virtual ~UpgradedConnection() = default;
-  // Blocks until bytes arrive; returns 0 once the peer closed or the
-  // connection broke.
-  virtual size_t Read(char* data, size_t size) = 0;
-  // Blocks until all of `data` is written; false once the connection broke.
-  virtual bool Write(std::string_view data) = 0;
-  // Closes both directions (a pending Read returns 0). Idempotent.
-  virtual void Close() = 0;
-};
-
-using UpgradeHandler = std::function<void(std::unique_ptr<UpgradedConnection>)>;
-
 // Completes one request. A handler either calls Respond once, or
 // StartStream, any number of WriteChunk and then EndStream (chunked
 // transfer, e.g. watches). Thread-safe: may be called from any thread,
@@ -76,12 +60,6 @@ class HttpResponder {
   // completed (client went away, or the server is shutting down). Runs
   // immediately if that already happened.
   virtual void OnAbort(std::function<void()> callback) = 0;
-  // Writes `head` (normally 101 Switching Protocols with its Upgrade
-  // headers; no body) and runs `handler` with the raw connection on a
-  // thread of its own. Server shutdown closes the connection and waits for
-  // the handler to return. Responders that cannot hand a connection over
-  // answer 500 instead.
-  virtual void Upgrade(HttpResponse head, UpgradeHandler handler);
 };
 
 using HttpHandler = std::function<void(HttpRequest&&, std::shared_ptr<HttpResponder>)>;

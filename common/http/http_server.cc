@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/http/asio_upgraded_connection.h"
+#include "common/http/http_upgrade.h"
 #include "common/http/tls_context.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -72,6 +73,7 @@ class Session;
 // strand. Holds only a weak reference: a handler that outlives the
 // connection writes into nothing.
 class SessionResponder final : public HttpResponder,
+                               public UpgradableResponder,
                                public std::enable_shared_from_this<SessionResponder> {
  public:
   SessionResponder(std::shared_ptr<Session> session, asio::any_io_executor executor)
@@ -202,8 +204,13 @@ class ServerState {
       }
     }
     finished_upgrades_.clear();
-    upgrade_threads_.emplace_back([this, fn = std::move(fn)] {
-      fn();
+    upgrade_threads_.emplace_back([this, fn = std::move(fn)]() mutable {
+      {
+        // Whatever the work holds is released before the thread counts as
+        // finished: a joiner never waits on a destructor.
+        auto work = std::move(fn);
+        work();
+      }
       std::lock_guard<std::mutex> l(upgrades_mu_);
       finished_upgrades_.push_back(std::this_thread::get_id());
     });
@@ -726,6 +733,13 @@ class HttpServerImpl final : public HttpServer {
 };
 
 }  // namespace
+
+void UpgradeOrFail(HttpResponder& responder, HttpResponse head, UpgradeHandler handler) {
+  if (auto* upgradable = dynamic_cast<UpgradableResponder*>(&responder)) {
+    return upgradable->Upgrade(std::move(head), std::move(handler));
+  }
+  responder.Respond(HttpResponse{500, {{"Content-Type", "text/plain"}}, "this endpoint cannot switch protocols\n"});
+}
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
                                                               HttpHandler handler) {

@@ -26,6 +26,7 @@
 #include "orchestrator/apiserver/deadline_scheduler.h"
 #include "orchestrator/apiserver/inflight_limiter.h"
 #include "orchestrator/apiserver/pod_stream_proxy.h"
+#include "common/http/http_upgrade.h"
 #include "orchestrator/apiserver/request_info.h"
 #include "orchestrator/apiserver/resource_api.h"
 
@@ -209,6 +210,7 @@ struct ApiServer::State {
 // or the handler's), and when the request completes it is measured,
 // released from the in-flight budget and audited.
 class ApiServer::ObservedResponder : public http::HttpResponder,
+                                     public http::UpgradableResponder,
                                      public std::enable_shared_from_this<ObservedResponder> {
  public:
   struct Context {
@@ -289,7 +291,7 @@ class ApiServer::ObservedResponder : public http::HttpResponder,
     int code = head.status;
     // The request is complete when the switched connection ends.
     std::shared_ptr<ObservedResponder> self = shared_from_this();
-    inner_->Upgrade(std::move(head), [self, code, fn = std::move(handler)](std::unique_ptr<http::UpgradedConnection> c) {
+    http::UpgradeOrFail(*inner_, std::move(head), [self, code, fn = std::move(handler)](std::unique_ptr<http::UpgradedConnection> c) {
       fn(std::move(c));
       self->Finish(code, "");
     });

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/http/http_client.h"
+#include "common/http/http_upgrade.h"
 #include "common/log.h"
 #include "orchestrator/api/api_error.h"
 #include "orchestrator/store/store.h"
@@ -111,8 +112,13 @@ void PodStreamProxy::RunWorker(std::function<void()> fn) {
     }
   }
   finished_.clear();
-  workers_.emplace_back([this, fn = std::move(fn)] {
-    fn();
+  workers_.emplace_back([this, fn = std::move(fn)]() mutable {
+    {
+        // Whatever the work holds is released before the thread counts as
+        // finished: a joiner never waits on a destructor.
+        auto work = std::move(fn);
+        work();
+      }
     std::lock_guard<std::mutex> l(workers_mu_);
     finished_.push_back(std::this_thread::get_id());
   });
@@ -232,16 +238,12 @@ void PodStreamProxy::Serve(const RequestInfo& info, http::HttpRequest&& request,
     auto canceller = std::make_shared<http::StreamCanceller>();
     responder->OnAbort([canceller] { canceller->Cancel(); });
     return RunWorker([co, target, responder, canceller] {
-      auto client = http::HttpClient::Create(co);
-      if (!client.ok()) {
-        return responder->Respond(ErrorResponseOf(api::InternalError(std::string(client.status().message()))));
-      }
       bool started = false;
       int status = 0;
       std::string error_body;
       std::string error_type = "application/json";
-      auto result = (*client)->Stream(
-          http::ClientRequest{"GET", target, {}, ""},
+      auto result = http::StreamWithHead(
+          co, http::ClientRequest{"GET", target, {}, ""},
           [&](const http::HttpResponse& head) {
             status = head.status;
             if (status == 200) {
@@ -284,11 +286,7 @@ void PodStreamProxy::Serve(const RequestInfo& info, http::HttpRequest&& request,
     }
   }
   RunWorker([co, forward, responder] {
-    auto client = http::HttpClient::Create(co);
-    if (!client.ok()) {
-      return responder->Respond(ErrorResponseOf(api::InternalError(std::string(client.status().message()))));
-    }
-    auto answer = (*client)->Upgrade(forward);
+    auto answer = http::DialUpgrade(co, forward);
     if (!answer.ok()) {
       return responder->Respond(ErrorResponseOf(
           api::ServiceUnavailable(absl::StrCat("the kubelet at ", co.server, " did not answer: ", answer.status().message()))));
@@ -311,7 +309,7 @@ void PodStreamProxy::Serve(const RequestInfo& info, http::HttpRequest&& request,
       }
     }
     std::shared_ptr<http::UpgradedConnection> kubelet(std::move(answer->connection));
-    responder->Upgrade(std::move(head), [kubelet](std::unique_ptr<http::UpgradedConnection> client_conn) {
+    http::UpgradeOrFail(*responder, std::move(head), [kubelet](std::unique_ptr<http::UpgradedConnection> client_conn) {
       // Kubelet -> client on a helper thread, client -> kubelet here; either
       // side ending closes both.
       std::thread down([&] {

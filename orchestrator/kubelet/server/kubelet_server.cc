@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/http/http_upgrade.h"
 #include "common/log.h"
 #include "common/status_macros.h"
 #include "orchestrator/kubelet/server/cri_log.h"
@@ -153,8 +154,13 @@ void KubeletServer::RunWorker(std::function<void()> fn) {
     }
   }
   finished_workers_.clear();
-  workers_.emplace_back([this, fn = std::move(fn)] {
-    fn();
+  workers_.emplace_back([this, fn = std::move(fn)]() mutable {
+    {
+        // Whatever the work holds is released before the thread counts as
+        // finished: a joiner never waits on a destructor.
+        auto work = std::move(fn);
+        work();
+      }
     std::lock_guard<std::mutex> l(workers_mu_);
     finished_workers_.push_back(std::this_thread::get_id());
   });
@@ -316,7 +322,7 @@ void KubeletServer::ServeExec(const http::HttpRequest& request, const std::strin
                                                           session.status().message())));
   }
   auto shared_session = std::shared_ptr<runtime::ExecSession>(std::move(*session));
-  responder->Upgrade(WebSocketAccept(request, protocol),
+  http::UpgradeOrFail(*responder, WebSocketAccept(request, protocol),
                      [protocol, shared_session, streams, command](std::unique_ptr<http::UpgradedConnection> conn) {
                        RunExecSession(*conn, protocol, *shared_session, streams, command);
                      });
@@ -345,7 +351,7 @@ void KubeletServer::ServePortForward(const http::HttpRequest& request, const std
     head.SetHeader("Connection", "Upgrade");
     head.SetHeader("Upgrade", "SPDY/3.1");
     head.SetHeader("X-Stream-Protocol-Version", "portforward.k8s.io");
-    return responder->Upgrade(std::move(head), [netns, stopping](std::unique_ptr<http::UpgradedConnection> conn) {
+    return http::UpgradeOrFail(*responder, std::move(head), [netns, stopping](std::unique_ptr<http::UpgradedConnection> conn) {
       RunSpdyPortForward(*conn, false, netns, *stopping);
     });
   }
@@ -355,7 +361,7 @@ void KubeletServer::ServePortForward(const http::HttpRequest& request, const std
   std::vector<std::string> offered = HeaderList(request, "sec-websocket-protocol");
   auto offers = [&](const std::string& p) { return std::find(offered.begin(), offered.end(), p) != offered.end(); };
   if (offers("SPDY/3.1+portforward.k8s.io")) {
-    return responder->Upgrade(WebSocketAccept(request, "SPDY/3.1+portforward.k8s.io"),
+    return http::UpgradeOrFail(*responder, WebSocketAccept(request, "SPDY/3.1+portforward.k8s.io"),
                               [netns, stopping](std::unique_ptr<http::UpgradedConnection> conn) {
                                 RunSpdyPortForward(*conn, true, netns, *stopping);
                               });
@@ -382,7 +388,7 @@ void KubeletServer::ServePortForward(const http::HttpRequest& request, const std
   if (protocol.empty() && !offered.empty()) {
     return responder->Respond(BadRequest("unable to upgrade connection: none of the offered subprotocols is supported"));
   }
-  responder->Upgrade(WebSocketAccept(request, protocol), [netns, ports](std::unique_ptr<http::UpgradedConnection> conn) {
+  http::UpgradeOrFail(*responder, WebSocketAccept(request, protocol), [netns, ports](std::unique_ptr<http::UpgradedConnection> conn) {
     RunWebSocketPortForward(*conn, netns, ports);
   });
 }

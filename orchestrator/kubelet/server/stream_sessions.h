@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/http/http_message.h"
+#include "common/http/http_upgrade.h"
 #include "orchestrator/runtime/pod_runtime.h"
 
 namespace kelpie::kubelet {

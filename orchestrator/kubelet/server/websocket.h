@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
-#include "common/http/http_message.h"
+#include "common/http/http_upgrade.h"
 
 namespace kelpie::kubelet {
 
