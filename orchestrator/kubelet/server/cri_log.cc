@@ -77,19 +77,20 @@ std::string CriLogFormatter::Feed(std::string_view bytes) {
 
 size_t TailOffset(std::string_view file, int64_t lines, std::optional<int64_t> since_ns) {
   if (lines < 0) return 0;
-  // Record starts of full (F-terminated) logical lines, oldest first.
+  constexpr size_t kNone = std::string_view::npos;
+  // Starts of full (F-terminated) logical lines, oldest first.
   std::vector<size_t> starts;
   size_t pos = 0;
-  std::optional<size_t> current_start;
+  size_t current_start = kNone;  // of the line whose P records are being read
   while (pos < file.size()) {
     size_t nl = file.find('\n', pos);
     if (nl == std::string_view::npos) break;
     auto line = ParseCriLogLine(file.substr(pos, nl - pos));
     if (line && !(since_ns && line->time_ns < *since_ns)) {
-      if (!current_start) current_start = pos;
+      if (current_start == kNone) current_start = pos;
       if (!line->partial) {
-        starts.push_back(*current_start);
-        current_start.reset();
+        starts.push_back(current_start);
+        current_start = kNone;
       }
     }
     pos = nl + 1;
@@ -97,11 +98,12 @@ size_t TailOffset(std::string_view file, int64_t lines, std::optional<int64_t> s
   if (lines == 0) return file.size();
   // Unterminated partial records at the end belong to the line in progress.
   size_t n = static_cast<size_t>(lines);
-  if (current_start) {
-    if (n == 1) return *current_start;
+  if (current_start != kNone) {
+    if (n == 1) return current_start;
     --n;
   }
-  if (starts.size() <= n) return starts.empty() ? (current_start ? *current_start : file.size()) : starts.front();
+  if (starts.empty()) return current_start != kNone ? current_start : file.size();
+  if (starts.size() <= n) return starts.front();
   return starts[starts.size() - n];
 }
 

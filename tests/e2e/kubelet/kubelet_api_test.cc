@@ -189,6 +189,18 @@ TEST_F(KubeletApiTest, LogsExecAndPortForwardWithKubectl) {
   EXPECT_TRUE(cat.Succeeded()) << cat.stderr_text;
   EXPECT_EQ(cat.stdout_text, "through stdin\ndone\n");
 
+  // kubectl cp (tar through exec, both ways).
+  {
+    std::ofstream(dir_.File("to-pod.txt")) << "copied through exec\n";
+    auto to_pod = Kubectl({"cp", dir_.File("to-pod.txt"), "default/web:/tmp/to-pod.txt", "-c", "main"});
+    EXPECT_TRUE(to_pod.Succeeded()) << to_pod.stderr_text;
+    auto shown = Kubectl({"exec", "web", "-c", "main", "--", "cat", "/tmp/to-pod.txt"});
+    EXPECT_EQ(shown.stdout_text, "copied through exec\n") << shown.stderr_text;
+    auto back = Kubectl({"cp", "default/web:/tmp/to-pod.txt", dir_.File("back.txt"), "-c", "main"});
+    EXPECT_TRUE(back.Succeeded()) << back.stderr_text;
+    EXPECT_EQ(ReadFile(dir_.File("back.txt")), "copied through exec\n");
+  }
+
   // kubectl port-forward carries bytes to the echo server in the pod.
   int local_port = testing::FreeTcpPort();
   ChildProcess::Options po;
