@@ -88,7 +88,7 @@ class ScriptedConnection : public http::UpgradedConnection {
 };
 
 TEST(WebSocketTest, ConnectionJoinsFragmentsAnswersPingsAndEchoesClose) {
-  std::string wire = EncodeWsFrame(WsOpcode::kBinary, "\x00par", false, 7u) +
+  std::string wire = EncodeWsFrame(WsOpcode::kBinary, std::string("\x00par", 4), false, 7u) +
                      EncodeWsFrame(WsOpcode::kPing, "hb", true, 8u) +
                      EncodeWsFrame(WsOpcode::kContinuation, "tial", true, 9u) +
                      EncodeWsFrame(WsOpcode::kClose, std::string("\x03\xe8", 2), true, 10u);
