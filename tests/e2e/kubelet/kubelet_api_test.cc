@@ -115,7 +115,7 @@ class KubeletApiTest : public ::testing::Test {
                 {"kind", "Pod"},
                 {"metadata", {{"name", name}, {"namespace", "default"}}},
                 {"spec", {{"nodeName", node_}, {"containers", spec_containers}}}};
-    auto created = Kubectl({"create", "-f", "-", "-o", "jsonpath={.metadata.uid}"}, pod.dump());
+    auto created = Kubectl({"create", "--validate=false", "-f", "-", "-o", "jsonpath={.metadata.uid}"}, pod.dump());
     ASSERT_TRUE(created.Succeeded()) << created.stderr_text;
     runtime::PodSandboxConfig sc;
     sc.name = name;
@@ -252,7 +252,7 @@ TEST_F(KubeletApiTest, LogsExecAndPortForwardWithKubectl) {
                   {"kind", "Pod"},
                   {"metadata", {{"name", "unbound"}}},
                   {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "busybox"}}})}}}};
-  ASSERT_TRUE(Kubectl({"create", "-f", "-"}, unbound.dump()).Succeeded());
+  ASSERT_TRUE(Kubectl({"create", "--validate=false", "-f", "-"}, unbound.dump()).Succeeded());
   auto no_host = Kubectl({"exec", "unbound", "--", "true"});
   EXPECT_NE(no_host.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(no_host.stderr_text, "pod unbound does not have a host assigned")) << no_host.stderr_text;
