@@ -201,44 +201,50 @@ TEST_F(KubeletApiTest, LogsExecAndPortForwardWithKubectl) {
     EXPECT_EQ(ReadFile(dir_.File("back.txt")), "copied through exec\n");
   }
 
-  // kubectl port-forward carries bytes to the echo server in the pod.
-  int local_port = testing::FreeTcpPort();
-  ChildProcess::Options po;
-  po.stdout_path = dir_.File("port-forward.log");
-  auto forward = ChildProcess::Start({"kubectl", "--kubeconfig", server_->kubeconfig(), "port-forward",
-                                      "--address=127.0.0.1", "pod/web", absl::StrCat(local_port, ":8080")},
-                                     po);
-  ASSERT_TRUE(forward.ok()) << forward.status();
-  for (int i = 0; i < 200 && !absl::StrContains(ReadFile(po.stdout_path), "Forwarding from"); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_TRUE(absl::StrContains(ReadFile(po.stdout_path), "Forwarding from")) << ReadFile(po.stdout_path);
-  for (int round = 0; round < 2; ++round) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    ASSERT_GE(fd, 0);
-    timeval tv{10, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(local_port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    std::string message = absl::StrCat("ping ", round, " ", std::string(100000, 'x'), "\n");
-    std::thread writer([&] { ::send(fd, message.data(), message.size(), MSG_NOSIGNAL); });
-    std::string echoed;
-    char buf[65536];
-    while (echoed.size() < message.size()) {
-      ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-      if (n <= 0) break;
-      echoed.append(buf, static_cast<size_t>(n));
+  // kubectl port-forward carries bytes to the echo server in the pod: SPDY
+  // tunneled in a WebSocket (kubectl's default), then a direct SPDY/3.1
+  // upgrade (its fallback).
+  for (bool websockets : {true, false}) {
+    SCOPED_TRACE(websockets ? "SPDY over WebSocket" : "SPDY upgrade");
+    int local_port = testing::FreeTcpPort();
+    ChildProcess::Options po;
+    po.stdout_path = dir_.File(absl::StrCat("port-forward-", websockets, ".log"));
+    po.env["KUBECTL_PORT_FORWARD_WEBSOCKETS"] = websockets ? "true" : "false";
+    auto forward = ChildProcess::Start({"kubectl", "--kubeconfig", server_->kubeconfig(), "port-forward",
+                                        "--address=127.0.0.1", "pod/web", absl::StrCat(local_port, ":8080")},
+                                       po);
+    ASSERT_TRUE(forward.ok()) << forward.status();
+    for (int i = 0; i < 200 && !absl::StrContains(ReadFile(po.stdout_path), "Forwarding from"); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
-    writer.join();
-    ::close(fd);
-    EXPECT_EQ(echoed.size(), message.size());
-    EXPECT_TRUE(echoed == message) << "echo differs in round " << round;
+    ASSERT_TRUE(absl::StrContains(ReadFile(po.stdout_path), "Forwarding from")) << ReadFile(po.stdout_path);
+    for (int round = 0; round < 2; ++round) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      ASSERT_GE(fd, 0);
+      timeval tv{10, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(local_port));
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+      std::string message = absl::StrCat("ping ", round, " ", std::string(100000, 'x'), "\n");
+      std::thread writer([&] { ::send(fd, message.data(), message.size(), MSG_NOSIGNAL); });
+      std::string echoed;
+      char buf[65536];
+      while (echoed.size() < message.size()) {
+        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        echoed.append(buf, static_cast<size_t>(n));
+      }
+      writer.join();
+      ::close(fd);
+      EXPECT_EQ(echoed.size(), message.size());
+      EXPECT_TRUE(echoed == message) << "echo differs in round " << round;
+    }
+    forward->Signal(SIGTERM);
+    forward->Wait(std::chrono::seconds(10));
   }
-  forward->Signal(SIGTERM);
-  forward->Wait(std::chrono::seconds(10));
 
   // The API's errors, as kube-apiserver words them.
   auto missing = Kubectl({"logs", "nosuchpod"});
