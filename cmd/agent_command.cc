@@ -25,6 +25,7 @@
 #include "orchestrator/kubelet/kubelet.h"
 #include "orchestrator/kubelet/node_bootstrap.h"
 #include "orchestrator/kubelet/node_facts.h"
+#include "orchestrator/kubelet/server/kubelet_api.h"
 
 namespace kelpie::cmd {
 namespace {
@@ -36,6 +37,7 @@ struct AgentFlags {
   int health_interval_seconds = 10;
   std::string data_dir = "/var/lib/kelpie";
   kubelet::KubeletOptions kubelet;
+  kubelet::KubeletApiOptions kubelet_api;
   service_proxy::ServiceRoutingOptions service_routing;
   dns::NodeDnsOptions dns;
   std::string service_cidr = "10.43.0.0/16";
@@ -60,6 +62,7 @@ int RunAgent(const AgentFlags& f) {
     return 2;
   }
   std::string kubeconfig_path = f.kubeconfig;
+  std::optional<kubelet::NodeCredentials> joined;
   if (!f.token.empty()) {
     // Joining: node credentials from the server, trusted through the token.
     if (f.server.empty()) {
@@ -93,6 +96,7 @@ int RunAgent(const AgentFlags& f) {
     spdlog::info("{} node credentials for {} in {}", credentials->issued ? "received" : "reusing",
                  bo.node_name, credentials->kubeconfig_path);
     kubeconfig_path = credentials->kubeconfig_path;
+    joined = *credentials;
   }
   auto kc = client::LoadKubeconfig(kubeconfig_path);
   if (!kc.ok()) {
@@ -132,6 +136,38 @@ int RunAgent(const AgentFlags& f) {
     spdlog::error("API client: {}", pods_client.status().message());
     return 2;
   }
+  // --- kubelet API: logs, exec, port-forward for the API server --------------
+  std::unique_ptr<kubelet::KubeletApi> kubelet_api;
+  if (ko.register_node && ko.kubelet_port != 0) {
+    kubelet::KubeletApiOptions ao = f.kubelet_api;
+    ao.port = ko.kubelet_port;
+    if (ao.client_ca_file.empty() && !kc->ca_certificate_pem.empty()) {
+      // The cluster CA from the kubeconfig: the API server's kubelet client
+      // certificate chains to it.
+      ao.client_ca_file = f.data_dir + "/kubelet-client-ca.crt";
+      if (absl::Status st = WriteFileAtomically(ao.client_ca_file, kc->ca_certificate_pem, 0644); !st.ok()) {
+        spdlog::error("kubelet API: {}", st.message());
+        return 1;
+      }
+    }
+    if ((ao.certificate_file.empty() || ao.private_key_file.empty()) && joined) {
+      // The serving certificate the server issued when this node joined.
+      ao.certificate_file = joined->serving_certificate_file;
+      ao.private_key_file = joined->serving_key_file;
+    }
+    if (ao.certificate_file.empty() || ao.private_key_file.empty()) {
+      spdlog::warn("kubelet API not served: --kubelet-tls-cert-file and --kubelet-tls-private-key-file (a "
+                   "certificate from the cluster CA for this node's address) are needed");
+    } else {
+      auto started = kubelet::KubeletApi::Start(ao, f.data_dir);
+      if (!started.ok()) {
+        spdlog::error("kubelet API not served: {}", started.status().message());
+      } else {
+        kubelet_api = std::move(*started);
+      }
+    }
+  }
+  // --- end of kubelet API -----------------------------------------------------
   auto node = kubelet::Kubelet::Start(ko, std::move(*node_client), std::move(*pods_client));
   if (!node.ok()) {
     spdlog::error("kubelet: {}", node.status().message());
@@ -199,6 +235,7 @@ int RunAgent(const AgentFlags& f) {
   if (cluster_dns) cluster_dns->Stop();
   if (routing) routing->Stop();
   (*node)->Stop();
+  if (kubelet_api) kubelet_api->Stop();
   spdlog::info("stopped");
   return 0;
 }
@@ -228,6 +265,7 @@ CommandRunner RegisterAgentCommand(CLI::App& root) {
   app->add_option("--data-dir", f->data_dir, "Folder for this node's state (images, pods, logs)")
       ->capture_default_str();
   kubelet::AddKubeletFlags(*app, f->kubelet);
+  kubelet::AddKubeletApiFlags(*app, f->kubelet_api);
   app->add_option("--service-cidr", f->service_cidr,
                   "The cluster's Service range (routed locally so unknown service addresses fail on the node)")
       ->capture_default_str();

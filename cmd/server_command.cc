@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 #include <csignal>
 #include <iostream>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -33,10 +34,12 @@
 #include "control/service_proxy/service_cidr_route.h"
 #include "control/dns/node_dns.h"
 #include "control/service_proxy/service_routing.h"
+#include "orchestrator/apiserver/pod_stream_proxy.h"
 #include "orchestrator/kubelet/kubelet.h"
 #include "orchestrator/apiserver/join_api.h"
 #include "orchestrator/scheduler/scheduler_config.h"
 #include "orchestrator/scheduler/scheduler_service.h"
+#include "orchestrator/kubelet/server/kubelet_api.h"
 #include "orchestrator/pki/cluster_pki.h"
 #include "orchestrator/pki/join_token.h"
 #include "orchestrator/store/store.h"
@@ -62,6 +65,7 @@ struct ServerFlags {
   int shutdown_grace_seconds = 15;
   store::StoreOptions store;
   kubelet::KubeletOptions kubelet;
+  kubelet::KubeletApiOptions kubelet_api;
   service_proxy::ServiceRoutingOptions service_routing;
   dns::NodeDnsOptions dns;
   apiserver::ApiServerConfig api;
@@ -234,6 +238,46 @@ int RunServer(const ServerFlags& f) {
   api.AddReadinessCheck("poststarthook/bootstrap-controller", [bootstrapped] {
     return bootstrapped->load() ? absl::OkStatus() : absl::UnavailableError("the kubernetes Service is not created yet");
   });
+
+  // --- kubelet API: pods/log, exec, attach, portforward ---------------------
+  // The API server proxies those to the pod's kubelet with its own client
+  // certificate; this node's kubelet API serves with a certificate from the
+  // same CA.
+  std::optional<pki::KubeletCertificates> kubelet_certs;
+  {
+    std::vector<std::string> node_dns, node_ips;
+    pki::DefaultServingSans(po, &node_dns, &node_ips);
+    node_ips.push_back(f.advertise_address);
+    if (!f.kubelet.node_ip.empty()) node_ips.push_back(f.kubelet.node_ip);
+    if (!f.kubelet.node_name.empty()) node_dns.insert(node_dns.begin(), f.kubelet.node_name);
+    auto issued = pki::IssueKubeletCertificates(*cluster_pki, po.directory, node_ips, node_dns);
+    if (!issued.ok()) {
+      spdlog::error("kubelet certificates: {}", issued.status().message());
+      return 1;
+    }
+    kubelet_certs = std::move(*issued);
+    apiserver::KubeletClientOptions kco;
+    kco.tls.ca_pem = cluster_pki->ca.certificate_pem;
+    kco.tls.certificate_pem = kubelet_certs->apiserver_client.certificate_pem;
+    kco.tls.private_key_pem = kubelet_certs->apiserver_client.private_key_pem;
+    api.SetPodStreamProxy(std::make_shared<apiserver::PodStreamProxy>(*api_store, kco));
+  }
+  std::unique_ptr<kubelet::KubeletApi> kubelet_api;
+  if (f.kubelet.register_node && f.kubelet.kubelet_port != 0) {
+    kubelet::KubeletApiOptions ko = f.kubelet_api;
+    ko.port = f.kubelet.kubelet_port;
+    if (ko.certificate_file.empty()) ko.certificate_file = kubelet_certs->serving_certificate_file;
+    if (ko.private_key_file.empty()) ko.private_key_file = kubelet_certs->serving_key_file;
+    if (ko.client_ca_file.empty()) ko.client_ca_file = cluster_pki->ca_certificate_file;
+    auto started = kubelet::KubeletApi::Start(ko, f.data_dir);
+    if (!started.ok()) {
+      // The control plane stays useful without it (no runc, no root).
+      spdlog::error("kubelet API not served: {}", started.status().message());
+    } else {
+      kubelet_api = std::move(*started);
+    }
+  }
+  // --- end of kubelet API -----------------------------------------------------
   if (absl::Status st = api.Start(); !st.ok()) {
     spdlog::error("API server: {}", st.message());
     return 1;
@@ -392,6 +436,7 @@ int RunServer(const ServerFlags& f) {
   if (cluster_dns) cluster_dns->Stop();
   if (routing) routing->Stop();
   local_node->Stop();
+  if (kubelet_api) kubelet_api->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
   api_store.reset();
   state_store.reset();  // flushes and closes the store after the last request
@@ -457,6 +502,7 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   store::AddStoreFlags(*app, f->store);
   apiserver::AddApiServerFlags(*app, f->api);
   kubelet::AddKubeletFlags(*app, f->kubelet);
+  kubelet::AddKubeletApiFlags(*app, f->kubelet_api);
   service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
   dns::AddNodeDnsFlags(*app, f->dns);
   controllers::AddControllerManagerFlags(*app, f->controller_manager);

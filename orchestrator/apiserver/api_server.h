@@ -45,6 +45,7 @@ class JoinApi;
 class Authorizer;
 class RequestAuthenticator;
 class ResourceApi;
+class PodStreamProxy;
 
 struct ApiServerOptions {
   std::string bind_address = "0.0.0.0";
@@ -87,6 +88,9 @@ class ApiServer {
   void AddReadinessCheck(std::string name, HealthCheck check);
   // /metrics serves this registry too (other components' metrics).
   void AddMetricsRegistry(std::shared_ptr<prometheus::Registry> registry);
+  // Serves pods/log, exec, attach and portforward by proxying to kubelets
+  // (without it those subresources are not found). Set before Start.
+  void SetPodStreamProxy(std::shared_ptr<PodStreamProxy> proxy);
   // The registry the API server's own metrics are in.
   std::shared_ptr<prometheus::Registry> metrics_registry() const;
 
@@ -109,6 +113,7 @@ class ApiServer {
 
   ApiServerOptions options_;
   ResourceApi* resources_;
+  std::shared_ptr<PodStreamProxy> pod_streams_;
   ApiServerSecurity security_;
   std::shared_ptr<State> state_;  // shared with requests still answering
   std::unique_ptr<http::HttpServer> server_;

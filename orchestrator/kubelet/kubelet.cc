@@ -50,6 +50,11 @@ void AddKubeletFlags(CLI::App& app, KubeletOptions& options) {
   app.add_option("--register-node", options.register_node,
                  "Register this machine as a Node and keep its Lease and status current")
       ->capture_default_str();
+  app.add_option("--kubelet-port", options.kubelet_port,
+                 "HTTPS port of the kubelet API (logs, exec, port-forward) the API server proxies to; 0 turns "
+                 "it off")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
   app.add_option("--node-lease-duration-seconds", options.lease_duration_seconds,
                  "Duration of the node's Lease; the node lifecycle controller waits this long past the last "
                  "renewal")
@@ -103,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Kubelet>> Kubelet::Start(const KubeletOptions& op
   ro.settings.max_pods = options.max_pods;
   ro.settings.labels = options.node_labels;
   ro.settings.kubelet_version = GetVersionInfo().git_version;
+  ro.settings.kubelet_port = options.kubelet_port;
   ro.lease_duration = std::chrono::seconds(options.lease_duration_seconds);
   ro.renew_interval = std::chrono::seconds(std::max(1, options.lease_duration_seconds / 4));
   ro.status_interval = std::chrono::seconds(options.node_status_update_seconds);

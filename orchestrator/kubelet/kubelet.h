@@ -54,6 +54,9 @@ struct KubeletOptions {
   int max_pods = 110;
   int lease_duration_seconds = 40;
   int node_status_update_seconds = 60;
+  // The kubelet API's port (advertised as
+  // status.daemonEndpoints.kubeletEndpoint.Port); 0 serves none.
+  int kubelet_port = 10250;
   // Folder whose filesystem is the node's ephemeral storage.
   std::string data_dir = "/var/lib/kelpie";
   PodOptions pods;
