@@ -206,7 +206,9 @@ TEST_F(SecurityTest, AuthCanIAsAdminAsRestrictedUserAndImpersonated) {
 }
 
 TEST_F(SecurityTest, ServiceAccountTokensFromKubectlCreateToken) {
-  auto r = Admin({"create", "-f", "-", "--validate=false"},
+  // The controller manager creates `default` in every namespace; apply
+  // works whether it already has.
+  auto r = Admin({"apply", "-f", "-", "--validate=false"},
                  "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: default\n---\n" +
                      RoleBindingYaml("default-edit", "edit", "ServiceAccount", "default"));
   ASSERT_EQ(r.exit_code, 0) << r.stderr_text;
