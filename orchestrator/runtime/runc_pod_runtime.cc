@@ -345,10 +345,10 @@ absl::StatusOr<std::string> RuncPodRuntime::RunPodSandbox(const PodSandboxConfig
         "pod sandbox needs a name, namespace and uid made of letters, digits, '-', '.', '_' (got '",
         config.name, "', '", config.pod_namespace, "', '", config.uid, "')"));
   }
-  std::lock_guard<std::mutex> lock(mu_);
   SandboxRecord r;
   PodSandboxStatus& s = r.status;
   s.id = RandomId();
+  SandboxGuard guard = LockSandbox(s.id);
   s.config = config;
   if (s.config.hostname.empty()) s.config.hostname = config.name.substr(0, 63);
   s.created_at_ns = NowNanos();
@@ -437,14 +437,14 @@ absl::Status RuncPodRuntime::StopSandboxLocked(SandboxRecord& r) {
 }
 
 absl::Status RuncPodRuntime::StopPodSandbox(const std::string& sandbox_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  SandboxGuard guard = LockSandbox(sandbox_id);
   auto r = LoadSandbox(sandbox_id);
   if (!r.ok()) return r.status();
   return StopSandboxLocked(*r);
 }
 
 absl::Status RuncPodRuntime::RemovePodSandbox(const std::string& sandbox_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  SandboxGuard guard = LockSandbox(sandbox_id);
   auto r = LoadSandbox(sandbox_id);
   if (absl::IsNotFound(r.status())) return absl::OkStatus();
   if (!r.ok()) return r.status();
@@ -465,7 +465,29 @@ absl::Status RuncPodRuntime::RemovePodSandbox(const std::string& sandbox_id) {
     if (auto st = cgroups_.RemovePod(r->status.config.uid); !st.ok()) return st;
     if (!r->status.log_directory.empty()) (void)RemoveTree(r->status.log_directory);
   }
-  return RemoveTree(SandboxDir(sandbox_id));
+  absl::Status removed = RemoveTree(SandboxDir(sandbox_id));
+  if (removed.ok()) {
+    std::lock_guard<std::mutex> lock(locks_mu_);
+    sandbox_locks_.erase(sandbox_id);  // waiters keep the mutex alive through their shared_ptr
+  }
+  return removed;
+}
+
+RuncPodRuntime::SandboxGuard RuncPodRuntime::LockSandbox(const std::string& sandbox_id) {
+  std::shared_ptr<std::mutex> mutex;
+  {
+    std::lock_guard<std::mutex> lock(locks_mu_);
+    auto& slot = sandbox_locks_[sandbox_id];
+    if (!slot) slot = std::make_shared<std::mutex>();
+    mutex = slot;
+  }
+  SandboxGuard guard{mutex, std::unique_lock<std::mutex>(*mutex)};
+  return guard;
+}
+
+RuncPodRuntime::SandboxGuard RuncPodRuntime::LockContainerSandbox(const std::string& container_id) {
+  auto r = LoadContainer(container_id);
+  return LockSandbox(r.ok() ? r->status.sandbox_id : "");
 }
 
 absl::StatusOr<PodSandboxStatus> RuncPodRuntime::GetPodSandboxStatus(const std::string& sandbox_id) {
@@ -495,7 +517,7 @@ absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& s
     return absl::InvalidArgumentError(absl::StrCat("bad container name '", config.name, "'"));
   }
   if (config.attempt < 0) return absl::InvalidArgumentError("negative attempt");
-  std::lock_guard<std::mutex> lock(mu_);
+  SandboxGuard guard = LockSandbox(sandbox_id);
   auto sandbox = LoadSandbox(sandbox_id);
   if (!sandbox.ok()) return sandbox.status();
   if (sandbox->status.state != SandboxState::kReady) {
@@ -583,7 +605,7 @@ absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& s
 }
 
 absl::Status RuncPodRuntime::StartContainer(const std::string& container_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  SandboxGuard guard = LockContainerSandbox(container_id);
   auto r = LoadContainer(container_id);
   if (!r.ok()) return r.status();
   ContainerStatus status = StatusOf(*r);
@@ -660,7 +682,7 @@ absl::Status RuncPodRuntime::StopContainerLocked(const std::string& id, std::chr
 }
 
 absl::Status RuncPodRuntime::StopContainer(const std::string& container_id, std::chrono::seconds grace) {
-  std::lock_guard<std::mutex> lock(mu_);
+  SandboxGuard guard = LockContainerSandbox(container_id);
   return StopContainerLocked(container_id, grace);
 }
 
@@ -683,7 +705,7 @@ absl::Status RuncPodRuntime::RemoveContainerLocked(const std::string& id) {
 }
 
 absl::Status RuncPodRuntime::RemoveContainer(const std::string& container_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  SandboxGuard guard = LockContainerSandbox(container_id);
   return RemoveContainerLocked(container_id);
 }
 

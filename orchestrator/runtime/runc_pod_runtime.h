@@ -16,6 +16,7 @@
 // container resources, so the agent may restart at any time.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -104,7 +105,18 @@ class RuncPodRuntime : public PodRuntime {
   image::ImageStore& images_;
   PodCgroups cgroups_;
   CniNetwork network_;
-  std::mutex mu_;  // serializes lifecycle changes made through this object
+  // Lifecycle changes are serialized per sandbox (the sandbox and its
+  // containers), so different pods start and stop in parallel; a pod's
+  // graceful stop never holds up another pod.
+  struct SandboxGuard {
+    std::shared_ptr<std::mutex> mutex;
+    std::unique_lock<std::mutex> lock;
+  };
+  SandboxGuard LockSandbox(const std::string& sandbox_id);
+  // Locks the sandbox of the container ("" when the container is unknown).
+  SandboxGuard LockContainerSandbox(const std::string& container_id);
+  std::mutex locks_mu_;
+  std::map<std::string, std::shared_ptr<std::mutex>> sandbox_locks_;
 };
 
 }  // namespace kelpie::runtime
