@@ -1,5 +1,5 @@
-// The workload controllers (ReplicaSet, Deployment, Job, DaemonSet) built from one
-// ControllerContext, for the controller manager to run.
+// The workload controllers (ReplicaSet, Deployment, Job, DaemonSet, CronJob)
+// built from one ControllerContext, for the controller manager to run.
 #pragma once
 
 #include <memory>
