@@ -18,4 +18,21 @@ std::vector<std::unique_ptr<Controller>> NewWorkloadControllers(ControllerContex
   return controllers;
 }
 
+namespace {
+
+template <typename T>
+ControllerDescriptor Describe(const char* name) {
+  return {name, [](ControllerContext& ctx) -> absl::StatusOr<std::unique_ptr<Controller>> {
+            return std::unique_ptr<Controller>(std::make_unique<T>(ctx));
+          }};
+}
+
+}  // namespace
+
+std::vector<ControllerDescriptor> WorkloadControllerDescriptors() {
+  return {Describe<ReplicaSetController>("replicaset"), Describe<DeploymentController>("deployment"),
+          Describe<JobController>("job"), Describe<DaemonSetController>("daemonset"),
+          Describe<CronJobController>("cronjob")};
+}
+
 }  // namespace kelpie::controllers::workloads
