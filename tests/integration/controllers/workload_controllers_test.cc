@@ -73,7 +73,11 @@ json PodTemplate(const std::string& app, const std::string& image) {
 class WorkloadControllersTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = testing::KelpieServer::Start(dir_.File("data"), testing::FreeTcpPort(), dir_.File("server.log"));
+    // The controllers under test run in this process and the fake nodes
+    // bind pods: the server runs neither its controller manager nor its
+    // scheduler.
+    auto s = testing::KelpieServer::Start(dir_.File("data"), testing::FreeTcpPort(), dir_.File("server.log"),
+                                          {"--controller-manager=false", "--scheduler=false"});
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
     auto c = client::RestClient::FromKubeconfig(server_->kubeconfig());
