@@ -52,7 +52,10 @@ struct Result {
 Result Run(int replicas, int nodes, int workers) {
   Result result;
   testing::TempDir dir;
-  auto server = testing::KelpieServer::Start(dir.File("data"), testing::FreeTcpPort(), dir.File("server.log"));
+  // Controllers in-process, fake nodes bind: the server's own controller
+  // manager and scheduler stay off.
+  auto server = testing::KelpieServer::Start(dir.File("data"), testing::FreeTcpPort(), dir.File("server.log"),
+                                             {"--controller-manager=false", "--scheduler=false"});
   if (!server.ok()) return {.error = std::string(server.status().message())};
   auto client = client::RestClient::FromKubeconfig((*server)->kubeconfig());
   if (!client.ok()) return {.error = std::string(client.status().message())};

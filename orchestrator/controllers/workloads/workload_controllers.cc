@@ -1,5 +1,6 @@
 #include "orchestrator/controllers/workloads/workload_controllers.h"
 
+#include "orchestrator/controllers/workloads/cron_job_controller.h"
 #include "orchestrator/controllers/workloads/daemon_set_controller.h"
 #include "orchestrator/controllers/workloads/deployment_controller.h"
 #include "orchestrator/controllers/workloads/job_controller.h"
@@ -13,6 +14,7 @@ std::vector<std::unique_ptr<Controller>> NewWorkloadControllers(ControllerContex
   controllers.push_back(std::make_unique<DeploymentController>(ctx));
   controllers.push_back(std::make_unique<JobController>(ctx));
   controllers.push_back(std::make_unique<DaemonSetController>(ctx));
+  controllers.push_back(std::make_unique<CronJobController>(ctx));
   return controllers;
 }
 
@@ -29,7 +31,8 @@ ControllerDescriptor Describe(const char* name) {
 
 std::vector<ControllerDescriptor> WorkloadControllerDescriptors() {
   return {Describe<ReplicaSetController>("replicaset"), Describe<DeploymentController>("deployment"),
-          Describe<JobController>("job"), Describe<DaemonSetController>("daemonset")};
+          Describe<JobController>("job"), Describe<DaemonSetController>("daemonset"),
+          Describe<CronJobController>("cronjob")};
 }
 
 }  // namespace kelpie::controllers::workloads

@@ -1,5 +1,5 @@
-// The workload controllers (ReplicaSet, Deployment, Job, DaemonSet) built from one
-// ControllerContext, for the controller manager to run.
+// The workload controllers (ReplicaSet, Deployment, Job, DaemonSet, CronJob)
+// built from one ControllerContext, for the controller manager to run.
 #pragma once
 
 #include <memory>
@@ -13,7 +13,8 @@ namespace kelpie::controllers::workloads {
 std::vector<std::unique_ptr<Controller>> NewWorkloadControllers(ControllerContext& ctx);
 
 // The same controllers one by one for the ControllerManager, under
-// kube-controller-manager's names: replicaset, deployment, job, daemonset.
+// kube-controller-manager's names: replicaset, deployment, job, daemonset,
+// cronjob.
 std::vector<ControllerDescriptor> WorkloadControllerDescriptors();
 
 }  // namespace kelpie::controllers::workloads

@@ -73,7 +73,11 @@ json PodTemplate(const std::string& app, const std::string& image) {
 class WorkloadControllersTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto s = testing::KelpieServer::Start(dir_.File("data"), testing::FreeTcpPort(), dir_.File("server.log"));
+    // The controllers under test run in this process and the fake nodes
+    // bind pods: the server runs neither its controller manager nor its
+    // scheduler.
+    auto s = testing::KelpieServer::Start(dir_.File("data"), testing::FreeTcpPort(), dir_.File("server.log"),
+                                          {"--controller-manager=false", "--scheduler=false"});
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = std::move(*s);
     auto c = client::RestClient::FromKubeconfig(server_->kubeconfig());
@@ -530,6 +534,57 @@ TEST_F(WorkloadControllersTest, DaemonSetFollowsNodesJoiningAndLeaving) {
     return DaemonPodsByNode(*client_) == NodeMap{{"node-1", "busybox:2"}, {"node-2", "busybox:2"}};
   })) << json(DaemonPodsByNode(*client_)).dump();
   EXPECT_GE(census.min_ready(), 1);
+}
+
+TEST_F(WorkloadControllersTest, CronJobPrunesHistoryAndStartsJobsOnSchedule) {
+  StartControllers(JobOutcomes());
+  // Yearly on a date far off: only history pruning happens at first.
+  json cj = {{"apiVersion", "batch/v1"},
+             {"kind", "CronJob"},
+             {"metadata", {{"name", "nightly"}}},
+             {"spec",
+              {{"schedule", "0 0 1 1 *"},
+               {"successfulJobsHistoryLimit", 1},
+               {"failedJobsHistoryLimit", 0},
+               {"jobTemplate", {{"spec", Job("nightly", json::object())["spec"]}}}}}};
+  auto created = client_->Create(res::kCronJobs, "default", cj);
+  ASSERT_TRUE(created.ok()) << created.status();
+  // Three finished Jobs owned by it: two succeeded, one failed.
+  for (int i = 0; i < 3; ++i) {
+    json job = Job(absl::StrCat("old-", i), json::object());
+    job["metadata"]["ownerReferences"] = json::array({MakeControllerRef(*created, "batch/v1", "CronJob")});
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:done";
+    auto j = client_->Create(res::kJobs, "default", job);
+    ASSERT_TRUE(j.ok()) << j.status();
+  }
+  // The Job controller runs them to completion; the CronJob keeps one.
+  ASSERT_TRUE(Eventually([&] {
+    auto l = client_->ListAll(res::kJobs, "default", {});
+    if (!l.ok()) return false;
+    int owned = 0;
+    for (const json& j : (*l)["items"]) {
+      if (ControllerRefOf(j).value("name", "") == "nightly" && !IsDeleting(j)) ++owned;
+    }
+    return owned == 1;  // successfulJobsHistoryLimit
+  }));
+  EXPECT_FALSE(recorder_.With("SuccessfulDelete").empty());
+
+  // Every minute: the next activation creates a Job named after it.
+  json every = Get(res::kCronJobs, "nightly");
+  every["spec"]["schedule"] = "* * * * *";
+  ASSERT_TRUE(client_->Update(res::kCronJobs, "default", every).ok());
+  ASSERT_TRUE(Eventually([&] { return !StringAt(Get(res::kCronJobs, "nightly"), "/status/lastScheduleTime").empty(); },
+                         90s));
+  json cur = Get(res::kCronJobs, "nightly");
+  auto scheduled = ParseTime(StringAt(cur, "/status/lastScheduleTime"));
+  ASSERT_TRUE(scheduled.has_value());
+  const std::string job_name = absl::StrCat(
+      "nightly-", std::chrono::duration_cast<std::chrono::minutes>(scheduled->time_since_epoch()).count());
+  json job = Get(res::kJobs, job_name);
+  ASSERT_FALSE(job.is_null()) << cur.dump();
+  EXPECT_EQ(ControllerRefOf(job).value("kind", ""), "CronJob");
+  EXPECT_EQ(StringAt(job, "/metadata/annotations/batch.kubernetes.io~1cronjob-scheduled-timestamp"),
+            FormatTime(*scheduled));
 }
 
 }  // namespace

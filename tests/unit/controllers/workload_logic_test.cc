@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "orchestrator/controllers/workloads/controller_expectations.h"
+#include "orchestrator/controllers/workloads/cron_schedule.h"
 #include "orchestrator/controllers/workloads/daemon_set_controller.h"
 #include "orchestrator/controllers/workloads/job_controller.h"
 #include "orchestrator/controllers/workloads/deployment_util.h"
@@ -247,6 +248,41 @@ TEST(Job, BackoffDoublesFromTenSecondsToSixMinutes) {
   EXPECT_EQ(JobBackoff(6).count(), 320);
   EXPECT_EQ(JobBackoff(7).count(), 360);
   EXPECT_EQ(JobBackoff(50).count(), 360);
+}
+
+std::string NextAfter(const std::string& schedule, const std::string& after) {
+  auto s = CronSchedule::Parse(schedule);
+  if (!s.ok()) return std::string(s.status().message());
+  auto next = s->Next(*ParseTime(after));
+  return next ? FormatTime(*next) : "none";
+}
+
+TEST(CronSchedule, FieldsRangesStepsNamesAndMacros) {
+  EXPECT_EQ(NextAfter("* * * * *", "2026-03-04T10:20:30Z"), "2026-03-04T10:21:00Z");
+  EXPECT_EQ(NextAfter("*/15 * * * *", "2026-03-04T10:20:00Z"), "2026-03-04T10:30:00Z");
+  EXPECT_EQ(NextAfter("5 4 * * *", "2026-03-04T10:20:00Z"), "2026-03-05T04:05:00Z");
+  EXPECT_EQ(NextAfter("0 9-17/4 * * *", "2026-03-04T13:00:00Z"), "2026-03-04T17:00:00Z");
+  EXPECT_EQ(NextAfter("0,30 8 * * *", "2026-03-04T08:00:00Z"), "2026-03-04T08:30:00Z");
+  EXPECT_EQ(NextAfter("0 0 1 jan *", "2026-03-04T00:00:00Z"), "2027-01-01T00:00:00Z");
+  // 2026-03-04 is a Wednesday.
+  EXPECT_EQ(NextAfter("0 12 * * MON", "2026-03-04T00:00:00Z"), "2026-03-09T12:00:00Z");
+  EXPECT_EQ(NextAfter("0 12 * * 7", "2026-03-04T00:00:00Z"), "2026-03-08T12:00:00Z");
+  EXPECT_EQ(NextAfter("0 0 29 2 *", "2026-03-04T00:00:00Z"), "2028-02-29T00:00:00Z");
+  // Day of month and day of week both restricted: either matches.
+  EXPECT_EQ(NextAfter("0 0 15 * fri", "2026-03-04T00:00:00Z"), "2026-03-06T00:00:00Z");
+  EXPECT_EQ(NextAfter("@hourly", "2026-03-04T10:20:00Z"), "2026-03-04T11:00:00Z");
+  EXPECT_EQ(NextAfter("@daily", "2026-03-04T10:20:00Z"), "2026-03-05T00:00:00Z");
+  EXPECT_EQ(NextAfter("@weekly", "2026-03-04T10:20:00Z"), "2026-03-08T00:00:00Z");
+  EXPECT_EQ(NextAfter("@monthly", "2026-03-04T10:20:00Z"), "2026-04-01T00:00:00Z");
+  EXPECT_EQ(NextAfter("@yearly", "2026-03-04T10:20:00Z"), "2027-01-01T00:00:00Z");
+  EXPECT_EQ(NextAfter("0 0 31 2 *", "2026-03-04T00:00:00Z"), "none");
+}
+
+TEST(CronSchedule, RejectsMalformedSchedules) {
+  for (const char* bad : {"* * * *", "* * * * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *",
+                          "* * * * 8", "*/0 * * * *", "5-1 * * * *", "a * * * *", "@often", "1,,2 * * * *"}) {
+    EXPECT_FALSE(CronSchedule::Parse(bad).ok()) << bad;
+  }
 }
 
 }  // namespace
