@@ -3,9 +3,11 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <prometheus/registry.h>
 #include <csignal>
 #include <iostream>
+#include <optional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -25,12 +27,21 @@
 #include "orchestrator/apiserver/node_strategy.h"
 #include "orchestrator/apiserver/service_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "orchestrator/client/rest_client.h"
+#include "orchestrator/controllers/controller_manager.h"
+#include "orchestrator/controllers/core/core_controllers.h"
+#include "orchestrator/controllers/workloads/workload_controllers.h"
 #include "control/service_proxy/service_cidr_route.h"
+#include "control/dns/node_dns.h"
 #include "control/service_proxy/service_routing.h"
+#include "orchestrator/apiserver/pod_stream_proxy.h"
 #include "orchestrator/kubelet/kubelet.h"
+#include "orchestrator/apiserver/join_api.h"
 #include "orchestrator/scheduler/scheduler_config.h"
 #include "orchestrator/scheduler/scheduler_service.h"
+#include "orchestrator/kubelet/server/kubelet_api.h"
 #include "orchestrator/pki/cluster_pki.h"
+#include "orchestrator/pki/join_token.h"
 #include "orchestrator/store/store.h"
 #include "orchestrator/store/store_options.h"
 
@@ -49,15 +60,35 @@ struct ServerFlags {
   std::string service_node_port_range = "30000-32767";
   std::string write_kubeconfig;  // default: <data-dir>/kubeconfig.yaml
   std::string write_kubeconfig_mode = "0600";
+  std::string token;  // join secret; default: random, kept in <data-dir>/token
   log::Flags log;
   int shutdown_grace_seconds = 15;
   store::StoreOptions store;
   kubelet::KubeletOptions kubelet;
+  kubelet::KubeletApiOptions kubelet_api;
   service_proxy::ServiceRoutingOptions service_routing;
+  dns::NodeDnsOptions dns;
   apiserver::ApiServerConfig api;
+  controllers::ControllerManagerFlags controller_manager;
+  controllers::CoreControllerFlags core_controllers;
   bool scheduler = true;
   std::string scheduler_config;
 };
+
+// Every controller `kelpie server` can run (--controllers picks among them).
+std::vector<controllers::ControllerDescriptor> AllControllers(const controllers::CoreControllerOptions& core) {
+  std::vector<controllers::ControllerDescriptor> all = controllers::CoreControllers(core);
+  for (auto& d : controllers::workloads::WorkloadControllerDescriptors()) all.push_back(std::move(d));
+  return all;
+}
+
+// Cluster DNS serves what the kubelet writes into pods' resolv.conf.
+dns::NodeDnsOptions NodeDnsOptionsFor(const ServerFlags& f) {
+  dns::NodeDnsOptions o = f.dns;
+  o.address = f.kubelet.pods.cluster_dns;
+  o.domain = f.kubelet.pods.cluster_domain;
+  return o;
+}
 
 int RunServer(const ServerFlags& f) {
   // The API server allocates and frees large bodies (lists of thousands of
@@ -167,6 +198,13 @@ int RunServer(const ServerFlags& f) {
     spdlog::error("{}", security.status().message());
     return 1;
   }
+  // Agents join with the token in <data-dir>/token (see join_api.h).
+  auto join_token = pki::EnsureJoinToken(f.data_dir + "/token", cluster_pki->ca.certificate_pem, f.token);
+  if (!join_token.ok()) {
+    spdlog::error("join token: {}", join_token.status().message());
+    return 1;
+  }
+  security->join_api = std::make_shared<apiserver::JoinApi>(cluster_pki->ca, join_token->secret);
   // --- end of API server security -------------------------------------------
 
   ao.bind_address = f.bind_address;
@@ -194,6 +232,52 @@ int RunServer(const ServerFlags& f) {
   }
   apiserver::ApiServer api(ao, &resources, std::move(*security), api_metrics);
   api.AddReadinessCheck("store", [state_store] { return state_store->CurrentRevision().status(); });
+  // Ready only once the `kubernetes` Service exists (kube-apiserver's
+  // poststarthook/bootstrap-controller), so clients never see it missing.
+  auto bootstrapped = std::make_shared<std::atomic<bool>>(false);
+  api.AddReadinessCheck("poststarthook/bootstrap-controller", [bootstrapped] {
+    return bootstrapped->load() ? absl::OkStatus() : absl::UnavailableError("the kubernetes Service is not created yet");
+  });
+
+  // --- kubelet API: pods/log, exec, attach, portforward ---------------------
+  // The API server proxies those to the pod's kubelet with its own client
+  // certificate; this node's kubelet API serves with a certificate from the
+  // same CA.
+  std::optional<pki::KubeletCertificates> kubelet_certs;
+  {
+    std::vector<std::string> node_dns, node_ips;
+    pki::DefaultServingSans(po, &node_dns, &node_ips);
+    node_ips.push_back(f.advertise_address);
+    if (!f.kubelet.node_ip.empty()) node_ips.push_back(f.kubelet.node_ip);
+    if (!f.kubelet.node_name.empty()) node_dns.insert(node_dns.begin(), f.kubelet.node_name);
+    auto issued = pki::IssueKubeletCertificates(*cluster_pki, po.directory, node_ips, node_dns);
+    if (!issued.ok()) {
+      spdlog::error("kubelet certificates: {}", issued.status().message());
+      return 1;
+    }
+    kubelet_certs = std::move(*issued);
+    apiserver::KubeletClientOptions kco;
+    kco.tls.ca_pem = cluster_pki->ca.certificate_pem;
+    kco.tls.certificate_pem = kubelet_certs->apiserver_client.certificate_pem;
+    kco.tls.private_key_pem = kubelet_certs->apiserver_client.private_key_pem;
+    api.SetPodStreamProxy(std::make_shared<apiserver::PodStreamProxy>(*api_store, kco));
+  }
+  std::unique_ptr<kubelet::KubeletApi> kubelet_api;
+  if (f.kubelet.register_node && f.kubelet.kubelet_port != 0) {
+    kubelet::KubeletApiOptions ko = f.kubelet_api;
+    ko.port = f.kubelet.kubelet_port;
+    if (ko.certificate_file.empty()) ko.certificate_file = kubelet_certs->serving_certificate_file;
+    if (ko.private_key_file.empty()) ko.private_key_file = kubelet_certs->serving_key_file;
+    if (ko.client_ca_file.empty()) ko.client_ca_file = cluster_pki->ca_certificate_file;
+    auto started = kubelet::KubeletApi::Start(ko, f.data_dir);
+    if (!started.ok()) {
+      // The control plane stays useful without it (no runc, no root).
+      spdlog::error("kubelet API not served: {}", started.status().message());
+    } else {
+      kubelet_api = std::move(*started);
+    }
+  }
+  // --- end of kubelet API -----------------------------------------------------
   if (absl::Status st = api.Start(); !st.ok()) {
     spdlog::error("API server: {}", st.message());
     return 1;
@@ -223,14 +307,19 @@ int RunServer(const ServerFlags& f) {
       return 1;
     }
   }
+  bootstrapped->store(true);
   // The server's own node: registered through the API like any agent's.
   std::unique_ptr<kubelet::Kubelet> local_node;
   {
     kubelet::KubeletOptions ko = f.kubelet;
     ko.data_dir = f.data_dir;
     auto node_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc));
-    auto started = node_client.ok() ? kubelet::Kubelet::Start(ko, std::move(*node_client))
-                                    : absl::StatusOr<std::unique_ptr<kubelet::Kubelet>>(node_client.status());
+    // Pods bound to this node run through their own client (flags: --run-pods and the pod block).
+    auto pods_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc));
+    auto started = node_client.ok() && pods_client.ok()
+                       ? kubelet::Kubelet::Start(ko, std::move(*node_client), std::move(*pods_client))
+                       : absl::StatusOr<std::unique_ptr<kubelet::Kubelet>>(
+                             node_client.ok() ? pods_client.status() : node_client.status());
     if (!started.ok()) {
       spdlog::error("kubelet: {}", started.status().message());
       api.Shutdown(std::chrono::milliseconds(0));
@@ -256,6 +345,58 @@ int RunServer(const ServerFlags& f) {
     }
     routing = std::move(*started);
   }
+  // Cluster DNS: kube-system/kube-dns reserves the address; this node
+  // answers it on a local link (see control/dns/node_dns.h).
+  std::unique_ptr<dns::NodeDns> cluster_dns;
+  if (f.dns.enabled && !f.kubelet.pods.cluster_dns.empty()) {
+    auto dns_client = client::RestClient::Create(client::ClientOptionsFromKubeconfig(kc));
+    absl::Status st = dns_client.ok() ? dns::EnsureKubeDnsService(**dns_client, f.kubelet.pods.cluster_dns) : dns_client.status();
+    if (st.ok()) {
+      auto started = dns::NodeDns::Start(NodeDnsOptionsFor(f), client::ClientOptionsFromKubeconfig(kc), metrics.get());
+      if (started.ok()) cluster_dns = std::move(*started);
+      st = started.status();
+    }
+    if (!st.ok()) {
+      spdlog::error("cluster DNS: {} (it needs root; --dns=false runs without it)", st.message());
+      if (routing) routing->Stop();
+      local_node->Stop();
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 1;
+    }
+  }
+  // --- controller manager ---------------------------------------------------
+  // kube-controller-manager's part, as the admin (the same credentials as
+  // the node's and service routing's clients); several servers elect one
+  // active manager through the Lease kube-system/kube-controller-manager.
+  std::unique_ptr<client::RestClient> controller_client;
+  std::unique_ptr<controllers::ControllerManager> controller_manager;
+  if (f.controller_manager.enabled) {
+    controllers::ControllerManagerOptions cmo;
+    controllers::CoreControllerOptions cco;
+    absl::Status st = controllers::ApplyControllerManagerFlags(f.controller_manager, &cmo);
+    if (st.ok()) st = controllers::ApplyCoreControllerFlags(f.core_controllers, &cco);
+    auto http = st.ok() ? http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc))
+                        : absl::StatusOr<std::unique_ptr<http::HttpClient>>(st);
+    if (http.ok()) {
+      controller_client = std::make_unique<client::RestClient>(std::move(*http));
+      cmo.event_host = local_node ? local_node->node_name() : "";
+      controller_manager = std::make_unique<controllers::ControllerManager>(
+          *controller_client, cmo, AllControllers(cco), metrics.get());
+      st = controller_manager->Start();
+    } else {
+      st = http.status();
+    }
+    if (!st.ok()) {
+      spdlog::error("controller manager: {}", st.message());
+      controller_manager.reset();
+      if (cluster_dns) cluster_dns->Stop();
+      if (routing) routing->Stop();
+      local_node->Stop();
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 2;
+    }
+  }
+  // --- end of controller manager --------------------------------------------
   api.AddMetricsRegistry(metrics);
 
   // --- scheduler: places pending pods on nodes ------------------------------
@@ -269,6 +410,8 @@ int RunServer(const ServerFlags& f) {
                                : absl::StatusOr<std::unique_ptr<scheduler::SchedulerService>>(config.status());
     if (!started.ok()) {
       spdlog::error("scheduler: {}", started.status().message());
+      if (controller_manager) controller_manager->Stop();
+      if (cluster_dns) cluster_dns->Stop();
       if (routing) routing->Stop();
       local_node->Stop();
       api.Shutdown(std::chrono::milliseconds(0));
@@ -283,13 +426,17 @@ int RunServer(const ServerFlags& f) {
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
                kubeconfig_path);
+  spdlog::info("join other machines with: kelpie agent --server {} --token $(cat {}/token)", kc.server, f.data_dir);
 
   int sig = WaitForTerminationSignal();
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
   if (pod_scheduler) pod_scheduler->Stop();
+  if (controller_manager) controller_manager->Stop();
+  if (cluster_dns) cluster_dns->Stop();
   if (routing) routing->Stop();
   local_node->Stop();
+  if (kubelet_api) kubelet_api->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
   api_store.reset();
   state_store.reset();  // flushes and closes the store after the last request
@@ -340,6 +487,9 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   app->add_option("--write-kubeconfig-mode", f->write_kubeconfig_mode,
                   "File mode of the written kubeconfig, in octal")
       ->capture_default_str();
+  app->add_option("--token", f->token,
+                  "Join secret agents present (or a whole K10 token); default: a random one, kept in "
+                  "<data-dir>/token with the CA hash as the full token");
   app->add_option("--shutdown-grace-seconds", f->shutdown_grace_seconds,
                   "On SIGTERM/SIGINT, how long in-flight requests may take to finish")
       ->capture_default_str();
@@ -352,7 +502,11 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   store::AddStoreFlags(*app, f->store);
   apiserver::AddApiServerFlags(*app, f->api);
   kubelet::AddKubeletFlags(*app, f->kubelet);
+  kubelet::AddKubeletApiFlags(*app, f->kubelet_api);
   service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
+  dns::AddNodeDnsFlags(*app, f->dns);
+  controllers::AddControllerManagerFlags(*app, f->controller_manager);
+  controllers::AddCoreControllerFlags(*app, f->core_controllers);
   log::AddFlags(*app, f->log);
   return [f] { return RunServer(*f); };
 }

@@ -8,12 +8,16 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <mutex>
+#include <vector>
 #include <optional>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/http/asio_upgraded_connection.h"
+#include "common/http/http_upgrade.h"
 #include "common/status_macros.h"
 
 namespace kelpie::http {
@@ -66,23 +70,37 @@ class HttpClientImpl final : public HttpClient {
   absl::Status Init() { return ConfigureClientTls(ctx_.native_handle(), options_.tls); }
 
   absl::StatusOr<HttpResponse> Do(const ClientRequest& request) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    // One retry on a fresh connection when a kept-alive one was closed by
-    // the server in the meantime.
+    // Concurrent callers each take a kept-alive connection of their own from
+    // the pool (or open one), so requests from several threads (controller
+    // workers) run in parallel instead of queueing on one connection. One
+    // retry on a fresh connection when a pooled one was closed by the server
+    // in the meantime; then the other pooled ones are stale too.
     for (int attempt = 0; attempt < 2; ++attempt) {
-      bool reused = conn_.has_value();
-      if (!conn_) {
+      std::optional<Connection> conn;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!idle_.empty()) {
+          conn.emplace(std::move(idle_.back()));
+          idle_.pop_back();
+        }
+      }
+      const bool reused = conn.has_value();
+      if (!conn) {
         auto c = Connect();
         if (!c.ok()) return c.status();
-        conn_.emplace(std::move(*c));
+        conn.emplace(std::move(*c));
       }
-      auto result = RoundTrip(*conn_->stream, request, nullptr);
+      auto result = RoundTrip(*conn->stream, request, nullptr);
       if (result.ok()) {
-        if (!result->keep_alive) conn_.reset();
+        if (result->keep_alive) {
+          std::lock_guard<std::mutex> lock(mu_);
+          if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(*conn));
+        }
         return std::move(result->response);
       }
-      conn_.reset();
       if (!reused) return result.status();
+      std::lock_guard<std::mutex> lock(mu_);
+      idle_.clear();
     }
     return absl::UnavailableError("connection closed");
   }
@@ -97,6 +115,13 @@ class HttpClientImpl final : public HttpClient {
   absl::StatusOr<HttpResponse> Stream(const ClientRequest& request,
                                       const std::function<bool(std::string_view)>& on_data,
                                       StreamCanceller& canceller) override {
+    return Stream(request, nullptr, on_data, canceller);
+  }
+
+  absl::StatusOr<HttpResponse> Stream(const ClientRequest& request,
+                                      const std::function<void(const HttpResponse&)>& on_head,
+                                      const std::function<bool(std::string_view)>& on_data,
+                                      StreamCanceller& canceller) {
     if (canceller.cancelled()) return absl::CancelledError("the stream was cancelled");
     KELPIE_ASSIGN_OR_RETURN(auto conn, Connect());
     asio::io_context* ioc = conn.ioc.get();
@@ -110,7 +135,7 @@ class HttpClientImpl final : public HttpClient {
         beast::get_lowest_layer(*stream).cancel();
       });
     });
-    auto result = RoundTrip(*conn.stream, request, &on_data);
+    auto result = RoundTrip(*conn.stream, request, &on_data, on_head ? &on_head : nullptr);
     canceller.Detach();
     if (!result.ok()) {
       if (canceller.cancelled()) return absl::CancelledError("the stream was cancelled");
@@ -119,10 +144,83 @@ class HttpClientImpl final : public HttpClient {
     return std::move(result->response);
   }
 
+  absl::StatusOr<UpgradeResult> Upgrade(const ClientRequest& request) {
+    KELPIE_ASSIGN_OR_RETURN(auto conn, Connect());
+    bhttp::request<bhttp::string_body> req;
+    req.method_string(request.method);
+    req.target(request.target);
+    req.version(11);
+    req.set(bhttp::field::host, endpoint_.host);
+    if (!options_.bearer_token.empty()) req.set(bhttp::field::authorization, "Bearer " + options_.bearer_token);
+    for (const auto& [k, v] : request.headers) req.set(k, v);
+    req.body() = request.body;
+    req.prepare_payload();
+    auto& ioc = *conn.ioc;
+    auto& stream = *conn.stream;
+    beast::error_code ec;
+    auto& tcp_stream = beast::get_lowest_layer(stream);
+    tcp_stream.expires_after(options_.request_timeout);
+    bhttp::async_write(stream, req, [&](beast::error_code e, size_t) { ec = e; });
+    ioc.run();
+    ioc.restart();
+    if (ec) return TransportError("send request", ec);
+    beast::flat_buffer buffer;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(16 * 1024 * 1024);
+    bhttp::async_read_header(stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+    ioc.run();
+    ioc.restart();
+    if (ec) return TransportError("read response header", ec);
+    UpgradeResult result;
+    auto& msg = parser.get();
+    result.response.status = static_cast<int>(msg.result_int());
+    for (const auto& field : msg) {
+      result.response.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    if (result.response.status != 101) {
+      bhttp::async_read(stream, buffer, parser, [&](beast::error_code e, size_t) { ec = e; });
+      ioc.run();
+      ioc.restart();
+      if (ec && ec != bhttp::error::end_of_stream && ec != asio::error::eof) return TransportError("read response", ec);
+      result.response.body = std::move(parser.get().body());
+      return result;
+    }
+    tcp_stream.expires_never();
+    std::string leftover = beast::buffers_to_string(buffer.data());
+    result.connection = std::make_unique<DialedConnection>(std::move(conn), std::move(leftover));
+    return result;
+  }
+
  private:
   struct Connection {
     std::unique_ptr<asio::io_context> ioc;
     std::unique_ptr<::kelpie::http::Stream> stream;
+  };
+
+  // A client connection after its 101: its own I/O thread runs the loop.
+  class DialedConnection final : public internal::AsioUpgradedConnection<::kelpie::http::Stream> {
+   public:
+    DialedConnection(Connection conn, std::string leftover)
+        : AsioUpgradedConnection(*conn.stream, conn.ioc->get_executor(), std::move(leftover),
+                                 [s = conn.stream.get()] {
+                                   beast::error_code ignored;
+                                   beast::get_lowest_layer(*s).socket().shutdown(tcp::socket::shutdown_both, ignored);
+                                   beast::get_lowest_layer(*s).close();
+                                 }),
+          conn_(std::move(conn)),
+          work_(asio::make_work_guard(*conn_.ioc)),
+          thread_([ioc = conn_.ioc.get()] { ioc->run(); }) {}
+    ~DialedConnection() override {
+      Close();
+      work_.reset();
+      conn_.ioc->stop();
+      thread_.join();
+    }
+
+   private:
+    Connection conn_;
+    asio::executor_work_guard<asio::io_context::executor_type> work_;
+    std::thread thread_;
   };
   struct RoundTripResult {
     HttpResponse response;
@@ -149,6 +247,11 @@ class HttpClientImpl final : public HttpClient {
       return absl::UnavailableError(
           absl::StrCat("cannot connect to ", options_.server, ": ", ec.message()));
     }
+    // A request goes out as several TLS records (headers, body); with
+    // Nagle's algorithm the last one waits for the server's delayed ACK,
+    // which added ~40-100 ms to every request with a body of a few KiB.
+    beast::error_code nodelay_ec;
+    tcp_stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
     std::string sni = options_.tls.server_name.empty() ? endpoint_.host : options_.tls.server_name;
     SSL* ssl = c.stream->native_handle();
     beast::error_code addr_ec;
@@ -172,7 +275,8 @@ class HttpClientImpl final : public HttpClient {
 
   absl::StatusOr<RoundTripResult> RoundTrip(
       ::kelpie::http::Stream& stream, const ClientRequest& request,
-      const std::function<bool(std::string_view)>* on_data) {
+      const std::function<bool(std::string_view)>* on_data,
+      const std::function<void(const HttpResponse&)>* on_head = nullptr) {
     auto& ioc = static_cast<asio::io_context&>(stream.get_executor().context());
     bhttp::request<bhttp::string_body> req;
     req.method_string(request.method);
@@ -209,6 +313,14 @@ class HttpClientImpl final : public HttpClient {
       ioc.run();
       ioc.restart();
       if (ec) return TransportError("read response header", ec);
+      if (on_head != nullptr) {
+        HttpResponse head;
+        head.status = static_cast<int>(parser.get().result_int());
+        for (const auto& field : parser.get()) {
+          head.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+        }
+        (*on_head)(head);
+      }
       // Hand each arriving body piece over and clear it, so a long stream
       // does not accumulate.
       while (!parser.is_done()) {
@@ -249,8 +361,22 @@ class HttpClientImpl final : public HttpClient {
   HttpClientOptions options_;
   Endpoint endpoint_;
   ssl::context ctx_;
+  static constexpr size_t kMaxIdleConnections = 32;
   std::mutex mu_;
-  std::optional<Connection> conn_;
+  std::vector<Connection> idle_;
+};
+
+class ClientOwnedConnection final : public UpgradedConnection {
+ public:
+  ClientOwnedConnection(std::shared_ptr<HttpClientImpl> client, std::unique_ptr<UpgradedConnection> inner)
+      : client_(std::move(client)), inner_(std::move(inner)) {}
+  size_t Read(char* data, size_t size) override { return inner_->Read(data, size); }
+  bool Write(std::string_view data) override { return inner_->Write(data); }
+  void Close() override { inner_->Close(); }
+
+ private:
+  std::shared_ptr<HttpClientImpl> client_;  // destroyed after inner_
+  std::unique_ptr<UpgradedConnection> inner_;
 };
 
 }  // namespace
@@ -283,6 +409,28 @@ void StreamCanceller::Attach(std::function<void()> cancel) {
 void StreamCanceller::Detach() {
   std::lock_guard<std::mutex> lock(mu_);
   cancel_ = nullptr;
+}
+
+absl::StatusOr<UpgradeResult> DialUpgrade(const HttpClientOptions& options, const ClientRequest& request) {
+  KELPIE_ASSIGN_OR_RETURN(Endpoint ep, ParseServer(options.server));
+  auto client = std::make_shared<HttpClientImpl>(options, std::move(ep));
+  KELPIE_RETURN_IF_ERROR(client->Init());
+  KELPIE_ASSIGN_OR_RETURN(UpgradeResult result, client->Upgrade(request));
+  if (result.connection) {
+    // The connection's TLS session uses the client's context: keep it.
+    result.connection = std::make_unique<ClientOwnedConnection>(client, std::move(result.connection));
+  }
+  return result;
+}
+
+absl::StatusOr<HttpResponse> StreamWithHead(const HttpClientOptions& options, const ClientRequest& request,
+                                            const std::function<void(const HttpResponse&)>& on_head,
+                                            const std::function<bool(std::string_view)>& on_data,
+                                            StreamCanceller& canceller) {
+  KELPIE_ASSIGN_OR_RETURN(Endpoint ep, ParseServer(options.server));
+  HttpClientImpl client(options, std::move(ep));
+  KELPIE_RETURN_IF_ERROR(client.Init());
+  return client.Stream(request, on_head, on_data, canceller);
 }
 
 absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(HttpClientOptions options) {

@@ -17,6 +17,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/http/asio_upgraded_connection.h"
+#include "common/http/http_upgrade.h"
 #include "common/http/tls_context.h"
 #include "common/log.h"
 #include "common/status_macros.h"
@@ -71,6 +73,7 @@ class Session;
 // strand. Holds only a weak reference: a handler that outlives the
 // connection writes into nothing.
 class SessionResponder final : public HttpResponder,
+                               public UpgradableResponder,
                                public std::enable_shared_from_this<SessionResponder> {
  public:
   SessionResponder(std::shared_ptr<Session> session, asio::any_io_executor executor)
@@ -81,6 +84,7 @@ class SessionResponder final : public HttpResponder,
   bool WriteChunk(std::string data) override;
   void EndStream() override;
   void OnAbort(std::function<void()> callback) override;
+  void Upgrade(HttpResponse head, UpgradeHandler handler) override;
 
   // Called on the strand when the connection ends before completion.
   void Abort();
@@ -117,7 +121,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void SendStreamHead(int status, HeaderList headers);
   void SendChunk(std::string data, std::shared_ptr<SessionResponder> responder);
   void SendStreamEnd();
+  void SendUpgrade(HttpResponse head, UpgradeHandler handler);
   asio::any_io_executor executor() { return stream_.get_executor(); }
+  ssl::stream<beast::tcp_stream>& stream() { return stream_; }
 
  private:
   void OnDetect(beast::error_code ec, bool is_tls);
@@ -139,7 +145,7 @@ class Session : public std::enable_shared_from_this<Session> {
   PeerIdentity peer_;
   std::string remote_address_;
 
-  enum class State { kHandshake, kReading, kHandling, kStreaming, kClosed };
+  enum class State { kHandshake, kReading, kHandling, kStreaming, kUpgraded, kClosed };
   State state_ = State::kHandshake;
   bool keep_alive_ = true;
   bool shutting_down_ = false;
@@ -179,6 +185,47 @@ class ServerState {
   std::atomic<size_t> open_{0};
   std::atomic<bool> stopping_{false};
 
+  // Threads running upgrade handlers; joined at shutdown after their
+  // connections were closed.
+  std::mutex upgrades_mu_;
+  std::list<std::thread> upgrade_threads_;
+  std::list<std::thread::id> finished_upgrades_;
+
+  void StartUpgradeThread(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(upgrades_mu_);
+    // Join what already finished so the list stays the size of live upgrades.
+    for (auto id : finished_upgrades_) {
+      for (auto it = upgrade_threads_.begin(); it != upgrade_threads_.end(); ++it) {
+        if (it->get_id() == id) {
+          it->join();
+          upgrade_threads_.erase(it);
+          break;
+        }
+      }
+    }
+    finished_upgrades_.clear();
+    upgrade_threads_.emplace_back([this, fn = std::move(fn)]() mutable {
+      {
+        // Whatever the work holds is released before the thread counts as
+        // finished: a joiner never waits on a destructor.
+        auto work = std::move(fn);
+        work();
+      }
+      std::lock_guard<std::mutex> l(upgrades_mu_);
+      finished_upgrades_.push_back(std::this_thread::get_id());
+    });
+  }
+
+  void JoinUpgradeThreads() {
+    std::list<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(upgrades_mu_);
+      threads.swap(upgrade_threads_);
+      finished_upgrades_.clear();
+    }
+    for (auto& t : threads) t.join();
+  }
+
   void Register(const std::shared_ptr<Session>& s) {
     std::lock_guard<std::mutex> lock(sessions_mu_);
     // Prune dead entries as we go so the list stays the size of live sessions.
@@ -194,6 +241,10 @@ class ServerState {
       if (ec) {
         if (ec == asio::error::operation_aborted || stopping_) return;
       } else if (!stopping_) {
+        // Responses go out as several TLS records: without this the last
+        // waits for the client's delayed ACK (Nagle), tens of milliseconds.
+        beast::error_code nodelay_ec;
+        socket.set_option(tcp::no_delay(true), nodelay_ec);
         auto session = std::make_shared<Session>(std::move(socket), this);
         Register(session);
         session->Run();
@@ -259,6 +310,19 @@ void SessionResponder::EndStream() {
   }
   asio::post(executor_, [s = std::move(session)] {
     if (s) s->SendStreamEnd();
+  });
+}
+
+void SessionResponder::Upgrade(HttpResponse head, UpgradeHandler handler) {
+  std::shared_ptr<Session> session;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (completed_ || streaming_ || aborted_) return;
+    completed_ = true;
+    session = std::move(keep_alive_session_);
+  }
+  asio::post(executor_, [s = std::move(session), h = std::move(head), fn = std::move(handler)]() mutable {
+    if (s) s->SendUpgrade(std::move(h), std::move(fn));
   });
 }
 
@@ -435,6 +499,57 @@ void Session::SendChunk(std::string data, std::shared_ptr<SessionResponder> resp
   WriteNext();
 }
 
+// The connection after its 101: owned by the upgrade handler, keeps the
+// session alive.
+class SessionConnection final : public internal::AsioUpgradedConnection<ssl::stream<beast::tcp_stream>> {
+ public:
+  SessionConnection(std::shared_ptr<Session> session, std::string leftover)
+      : AsioUpgradedConnection(session->stream(), session->executor(), std::move(leftover),
+                               [s = session.get()] { s->ForceClose(); }),
+        session_(std::move(session)) {}
+  ~SessionConnection() override { Close(); }
+
+ private:
+  std::shared_ptr<Session> session_;
+};
+
+// Hands the shared connection to a handler that wants sole ownership.
+class ForwardingConnection final : public UpgradedConnection {
+ public:
+  explicit ForwardingConnection(std::shared_ptr<UpgradedConnection> inner) : inner_(std::move(inner)) {}
+  size_t Read(char* data, size_t size) override { return inner_->Read(data, size); }
+  bool Write(std::string_view data) override { return inner_->Write(data); }
+  void Close() override { inner_->Close(); }
+
+ private:
+  std::shared_ptr<UpgradedConnection> inner_;
+};
+
+void Session::SendUpgrade(HttpResponse head, UpgradeHandler handler) {
+  if (state_ != State::kHandling) return;
+  state_ = State::kUpgraded;
+  responder_.reset();
+  std::string text = StatusLine(head.status);
+  for (const auto& [k, v] : head.headers) absl::StrAppend(&text, k, ": ", v, "\r\n");
+  text += "\r\n";
+  auto data = std::make_shared<std::string>(std::move(text));
+  beast::get_lowest_layer(stream_).expires_never();
+  asio::async_write(stream_, asio::buffer(*data),
+                    [self = shared_from_this(), data, fn = std::move(handler)](beast::error_code ec, size_t) mutable {
+                      if (ec || self->state_ != State::kUpgraded) return self->Close();
+                      // Bytes the client sent right after its request (a
+                      // first WebSocket frame) were read into the buffer.
+                      std::string leftover = beast::buffers_to_string(self->buffer_.data());
+                      self->buffer_.consume(self->buffer_.size());
+                      auto conn = std::make_unique<SessionConnection>(self, std::move(leftover));
+                      self->server_->StartUpgradeThread(
+                          [fn = std::move(fn), c = std::shared_ptr<SessionConnection>(std::move(conn))]() mutable {
+                            std::unique_ptr<UpgradedConnection> owned(new ForwardingConnection(std::move(c)));
+                            fn(std::move(owned));
+                          });
+                    });
+}
+
 void Session::SendStreamEnd() {
   if (state_ != State::kStreaming) return;
   if (responder_) responder_->Abort();  // nothing more will be written
@@ -514,6 +629,9 @@ void Session::ServerShutdown() {
       break;
     case State::kStreaming:
       SendStreamEnd();
+      break;
+    case State::kUpgraded:
+      Close();
       break;
     case State::kHandling:  // finishes, then closes (keep_alive_ is off)
     case State::kClosed:
@@ -600,6 +718,8 @@ class HttpServerImpl final : public HttpServer {
     for_each_session([](Session& s) { s.ServerShutdown(); });
     wait_for_sessions(grace);
     for_each_session([](Session& s) { s.ForceClose(); });
+    // Upgrade handlers see their connections closed and return.
+    state_->JoinUpgradeThreads();
     wait_for_sessions(std::chrono::seconds(1));
     state_->ioc_.stop();
     for (auto& t : threads_) t.join();
@@ -617,6 +737,13 @@ class HttpServerImpl final : public HttpServer {
 };
 
 }  // namespace
+
+void UpgradeOrFail(HttpResponder& responder, HttpResponse head, UpgradeHandler handler) {
+  if (auto* upgradable = dynamic_cast<UpgradableResponder*>(&responder)) {
+    return upgradable->Upgrade(std::move(head), std::move(handler));
+  }
+  responder.Respond(HttpResponse{500, {{"Content-Type", "text/plain"}}, "this endpoint cannot switch protocols\n"});
+}
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options,
                                                               HttpHandler handler) {

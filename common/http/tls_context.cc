@@ -93,7 +93,7 @@ absl::Status ConfigureClientTls(SSL_CTX* ctx, const TlsClientConfig& config) {
   } else {
     SSL_CTX_set_default_verify_paths(ctx);
   }
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  SSL_CTX_set_verify(ctx, config.skip_server_verification ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, nullptr);
 
   if (!config.certificate_pem.empty() || !config.certificate_file.empty()) {
     if (!config.certificate_pem.empty()) {

@@ -28,6 +28,9 @@ struct TlsClientConfig {
   std::string private_key_file;
   // Name checked against the server certificate; defaults to the host.
   std::string server_name;
+  // No verification of the server at all. Only for fetching a CA that is
+  // checked against a pinned hash before anything trusts it (joining).
+  bool skip_server_verification = false;
 };
 
 absl::Status ConfigureClientTls(SSL_CTX* ctx, const TlsClientConfig& config);

@@ -121,14 +121,16 @@ absl::StatusOr<KeyPairPem> CreateCertificateAuthority(const std::string& common_
   return KeyPairPem{ToPem(cert.get()), ToPem(key.get())};
 }
 
-absl::StatusOr<KeyPairPem> IssueCertificate(const KeyPairPem& ca, const CertificateRequest& request) {
+namespace {
+
+// Signs a certificate for `request` over `key` (only its public half is used).
+absl::StatusOr<std::string> SignCertificate(const KeyPairPem& ca, const CertificateRequest& request, EVP_PKEY* key) {
   KELPIE_ASSIGN_OR_RETURN(X509Ptr ca_cert, CertFromPem(ca.certificate_pem));
   KELPIE_ASSIGN_OR_RETURN(PkeyPtr ca_key, KeyFromPem(ca.private_key_pem));
-  KELPIE_ASSIGN_OR_RETURN(PkeyPtr key, NewKey());
   X509Ptr cert(X509_new());
   KELPIE_RETURN_IF_ERROR(SetCommon(cert.get(), request.common_name, request.organizations, request.validity));
   X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get()));
-  X509_set_pubkey(cert.get(), key.get());
+  X509_set_pubkey(cert.get(), key);
   KELPIE_RETURN_IF_ERROR(AddExtension(cert.get(), ca_cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
   KELPIE_RETURN_IF_ERROR(
       AddExtension(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment"));
@@ -146,7 +148,37 @@ absl::StatusOr<KeyPairPem> IssueCertificate(const KeyPairPem& ca, const Certific
     KELPIE_RETURN_IF_ERROR(AddExtension(cert.get(), ca_cert.get(), NID_subject_alt_name, sans));
   }
   if (X509_sign(cert.get(), ca_key.get(), EVP_sha256()) == 0) return Fail("cannot sign certificate");
-  return KeyPairPem{ToPem(cert.get()), ToPem(key.get())};
+  return ToPem(cert.get());
+}
+
+}  // namespace
+
+absl::StatusOr<KeyPairPem> IssueCertificate(const KeyPairPem& ca, const CertificateRequest& request) {
+  KELPIE_ASSIGN_OR_RETURN(PkeyPtr key, NewKey());
+  KELPIE_ASSIGN_OR_RETURN(std::string cert, SignCertificate(ca, request, key.get()));
+  return KeyPairPem{std::move(cert), ToPem(key.get())};
+}
+
+absl::StatusOr<std::string> GeneratePrivateKeyPem() {
+  KELPIE_ASSIGN_OR_RETURN(PkeyPtr key, NewKey());
+  return ToPem(key.get());
+}
+
+absl::StatusOr<std::string> PublicKeyPemOf(const std::string& private_key_pem) {
+  KELPIE_ASSIGN_OR_RETURN(PkeyPtr key, KeyFromPem(private_key_pem));
+  BioPtr bio(BIO_new(BIO_s_mem()));
+  if (PEM_write_bio_PUBKEY(bio.get(), key.get()) != 1) return Fail("cannot write public key");
+  BUF_MEM* mem;
+  BIO_get_mem_ptr(bio.get(), &mem);
+  return std::string(mem->data, mem->length);
+}
+
+absl::StatusOr<std::string> IssueCertificateForPublicKey(const KeyPairPem& ca, const CertificateRequest& request,
+                                                         const std::string& public_key_pem) {
+  BioPtr bio(BIO_new_mem_buf(public_key_pem.data(), static_cast<int>(public_key_pem.size())));
+  PkeyPtr key(PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr));
+  if (!key) return absl::InvalidArgumentError(absl::StrCat("invalid PEM public key: ", OpenSslErrors()));
+  return SignCertificate(ca, request, key.get());
 }
 
 absl::StatusOr<CertificateInfo> ParseCertificate(const std::string& certificate_pem) {

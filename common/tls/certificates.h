@@ -32,6 +32,13 @@ absl::StatusOr<KeyPairPem> CreateCertificateAuthority(const std::string& common_
 // A certificate for `request` signed by `ca`.
 absl::StatusOr<KeyPairPem> IssueCertificate(const KeyPairPem& ca, const CertificateRequest& request);
 
+// A node joining the cluster keeps its private key: it makes one, sends the
+// public half, and gets back a certificate signed by the cluster CA.
+absl::StatusOr<std::string> GeneratePrivateKeyPem();
+absl::StatusOr<std::string> PublicKeyPemOf(const std::string& private_key_pem);
+absl::StatusOr<std::string> IssueCertificateForPublicKey(const KeyPairPem& ca, const CertificateRequest& request,
+                                                         const std::string& public_key_pem);
+
 // What Kelpie needs to know of an existing certificate to decide whether to
 // keep it.
 struct CertificateInfo {

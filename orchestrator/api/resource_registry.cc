@@ -20,6 +20,10 @@ SubresourceType DescribeSubresource(const ResourceType& parent, std::string_view
   if (subresource == "binding") return {"", "v1", "Binding", {"create"}};
   if (subresource == "eviction") return {"policy", "v1", "Eviction", {"create"}};
   if (subresource == "token") return {"authentication.k8s.io", "v1", "TokenRequest", {"create"}};
+  if (subresource == "log") return {"", "v1", "Pod", {"get"}};
+  if (subresource == "exec") return {"", "v1", "PodExecOptions", {"create", "get"}};
+  if (subresource == "attach") return {"", "v1", "PodAttachOptions", {"create", "get"}};
+  if (subresource == "portforward") return {"", "v1", "PodPortForwardOptions", {"create", "get"}};
   return {parent.group, parent.version, parent.kind, {"get", "patch", "update"}};
 }
 
@@ -29,7 +33,7 @@ const ResourceRegistry& ResourceRegistry::Builtin() {
     auto add = [&r](ResourceType t) { r.types_.push_back(std::move(t)); };
     // core/v1
     add({"", "v1", "Namespace", "namespaces", "namespace", false, {"ns"}, {}, {"status"}, true});
-    add({"", "v1", "Pod", "pods", "pod", true, {"po"}, {"all"}, {"status", "binding", "eviction"}, false});
+    add({"", "v1", "Pod", "pods", "pod", true, {"po"}, {"all"}, {"status", "binding", "eviction", "log", "exec", "attach", "portforward"}, false});
     add({"", "v1", "Service", "services", "service", true, {"svc"}, {"all"}, {"status"}, true});
     add({"", "v1", "Endpoints", "endpoints", "endpoints", true, {"ep"}, {}, {}, false});
     add({"", "v1", "Node", "nodes", "node", false, {"no"}, {}, {"status"}, false});

@@ -20,11 +20,14 @@
 #include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/apiserver_metrics.h"
 #include "orchestrator/apiserver/audit_log.h"
+#include "orchestrator/apiserver/join_api.h"
 #include "orchestrator/apiserver/auth_api.h"
 #include "orchestrator/apiserver/authenticator.h"
 #include "orchestrator/apiserver/authorizer.h"
 #include "orchestrator/apiserver/deadline_scheduler.h"
 #include "orchestrator/apiserver/inflight_limiter.h"
+#include "orchestrator/apiserver/pod_stream_proxy.h"
+#include "common/http/http_upgrade.h"
 #include "orchestrator/apiserver/request_info.h"
 #include "orchestrator/apiserver/resource_api.h"
 
@@ -208,6 +211,7 @@ struct ApiServer::State {
 // or the handler's), and when the request completes it is measured,
 // released from the in-flight budget and audited.
 class ApiServer::ObservedResponder : public http::HttpResponder,
+                                     public http::UpgradableResponder,
                                      public std::enable_shared_from_this<ObservedResponder> {
  public:
   struct Context {
@@ -276,6 +280,23 @@ class ApiServer::ObservedResponder : public http::HttpResponder,
   }
 
   void OnAbort(std::function<void()> callback) override { inner_->OnAbort(std::move(callback)); }
+
+  void Upgrade(http::HttpResponse head, http::UpgradeHandler handler) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (answered_) return;
+      answered_ = true;
+    }
+    CancelDeadline();
+    head.SetHeader("Audit-Id", ctx_.audit_id);
+    int code = head.status;
+    // The request is complete when the switched connection ends.
+    std::shared_ptr<ObservedResponder> self = shared_from_this();
+    http::UpgradeOrFail(*inner_, std::move(head), [self, code, fn = std::move(handler)](std::unique_ptr<http::UpgradedConnection> c) {
+      fn(std::move(c));
+      self->Finish(code, "");
+    });
+  }
 
   // Request timeout: answer 504 unless the handler already did.
   void TimedOut() {
@@ -381,6 +402,8 @@ void ApiServer::AddReadinessCheck(std::string name, HealthCheck check) {
   readiness_checks_.emplace_back(std::move(name), std::move(check));
 }
 
+void ApiServer::SetPodStreamProxy(std::shared_ptr<PodStreamProxy> proxy) { pod_streams_ = std::move(proxy); }
+
 void ApiServer::AddMetricsRegistry(std::shared_ptr<prometheus::Registry> registry) {
   if (!registry) return;
   std::lock_guard<std::mutex> lock(state_->registries_mu);
@@ -412,6 +435,7 @@ uint16_t ApiServer::port() const { return server_ ? server_->port() : 0; }
 void ApiServer::Shutdown(std::chrono::milliseconds grace) {
   shutting_down_ = true;
   if (server_) server_->Shutdown(grace);
+  if (pod_streams_) pod_streams_->Stop();
   // No request is handled any more: let go of the authorizer's store
   // watches and the rest now, while the store they use still exists.
   std::lock_guard<std::mutex> lock(checks_mu_);
@@ -489,6 +513,9 @@ void ApiServer::Handle(http::HttpRequest&& request, std::shared_ptr<http::HttpRe
   ctx.info = ParseRequestInfo(request.method, path, watch);
   RequestInfo& pre = ctx.info;  // moved into the responder below
   if (!pre.is_resource_request) pre.verb = absl::AsciiStrToLower(request.method);
+  // exec, attach and portforward need `create` whatever the method (a
+  // WebSocket upgrade is a GET), as kube-apiserver authorizes them.
+  if (PodStreamProxy::Handles(pre) && pre.subresource != "log") pre.verb = "create";
   const std::string* content_type = request.Header("content-type");
   ctx.labels = MetricLabelsFor(pre, request.method, content_type ? *content_type : "", dry_run);
   ctx.long_running = pre.is_resource_request && IsLongRunning(pre);
@@ -529,6 +556,10 @@ void ApiServer::Handle(http::HttpRequest&& request, std::shared_ptr<http::HttpRe
   responder->Init();
   ObservedResponder::Context& c = responder->context();
   const RequestInfo& info = c.info;
+
+  // Joining agents have no cluster credentials yet: the join API checks
+  // its own secret.
+  if (security_.join_api && JoinApi::Handles(path)) return responder->Respond(security_.join_api->Serve(request));
 
   if (authn.outcome == AuthenticationResult::Outcome::kRejected) {
     spdlog::debug("{} {} from {}: authentication failed: {}", request.method, path, request.remote_address,
@@ -700,6 +731,9 @@ void ApiServer::Handle(http::HttpRequest&& request, std::shared_ptr<http::HttpRe
   }
 
   // Dispatch.
+  if (pod_streams_ && PodStreamProxy::Handles(info)) {
+    return pod_streams_->Serve(info, std::move(request), responder);
+  }
   if (security_.auth_api && AuthApi::Handles(info)) {
     return security_.auth_api->Serve(info, user, request, *responder);
   }

@@ -41,9 +41,11 @@ namespace kelpie::apiserver {
 
 class AuditLog;
 class AuthApi;
+class JoinApi;
 class Authorizer;
 class RequestAuthenticator;
 class ResourceApi;
+class PodStreamProxy;
 
 struct ApiServerOptions {
   std::string bind_address = "0.0.0.0";
@@ -65,6 +67,8 @@ struct ApiServerSecurity {
   std::shared_ptr<Authorizer> authorizer;
   std::shared_ptr<AuthApi> auth_api;
   std::shared_ptr<AuditLog> audit_log;
+  // /cacerts and node credentials for joining agents (absent without it).
+  std::shared_ptr<JoinApi> join_api;
   // Whatever else the pieces above need kept alive (signer, verifier).
   std::vector<std::shared_ptr<void>> keep_alive;
 };
@@ -84,6 +88,9 @@ class ApiServer {
   void AddReadinessCheck(std::string name, HealthCheck check);
   // /metrics serves this registry too (other components' metrics).
   void AddMetricsRegistry(std::shared_ptr<prometheus::Registry> registry);
+  // Serves pods/log, exec, attach and portforward by proxying to kubelets
+  // (without it those subresources are not found). Set before Start.
+  void SetPodStreamProxy(std::shared_ptr<PodStreamProxy> proxy);
   // The registry the API server's own metrics are in.
   std::shared_ptr<prometheus::Registry> metrics_registry() const;
 
@@ -106,6 +113,7 @@ class ApiServer {
 
   ApiServerOptions options_;
   ResourceApi* resources_;
+  std::shared_ptr<PodStreamProxy> pod_streams_;
   ApiServerSecurity security_;
   std::shared_ptr<State> state_;  // shared with requests still answering
   std::unique_ptr<http::HttpServer> server_;

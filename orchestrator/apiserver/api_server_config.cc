@@ -1,6 +1,8 @@
 #include "orchestrator/apiserver/api_server_config.h"
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -8,6 +10,7 @@
 #include "orchestrator/apiserver/auth_api.h"
 #include "orchestrator/apiserver/authenticator.h"
 #include "orchestrator/apiserver/bootstrap_policy.h"
+#include "orchestrator/apiserver/node_authorizer.h"
 #include "orchestrator/apiserver/rbac_authorizer.h"
 #include "orchestrator/apiserver/service_account_token.h"
 #include "orchestrator/apiserver/token_file.h"
@@ -93,7 +96,16 @@ absl::StatusOr<ApiServerSecurity> BuildApiServerSecurity(const ApiServerConfig& 
 
   std::shared_ptr<ServiceAccountTokenSigner> shared_signer(std::move(*signer));
   s.authenticator = authenticator;
-  s.authorizer = std::shared_ptr<Authorizer>(std::move(*rbac));
+  // Nodes' writes are confined to their own objects (node_authorizer.h).
+  s.authorizer = std::make_shared<NodeAuthorizer>(
+      std::shared_ptr<Authorizer>(std::move(*rbac)),
+      [&store](const std::string& ns, const std::string& name) -> std::optional<std::string> {
+        auto kv = store.Get(absl::StrCat("/registry/pods/", ns, "/", name));
+        if (!kv.ok()) return std::nullopt;
+        auto pod = nlohmann::json::parse(kv->value_view(), nullptr, /*allow_exceptions=*/false);
+        if (!pod.is_object() || !pod.contains("spec") || !pod["spec"].is_object()) return std::string();
+        return pod["spec"].value("nodeName", "");
+      });
   s.auth_api = std::make_shared<AuthApi>(AuthApiOptions{c.service_account_issuer, audiences}, store, shared_signer.get(),
                                          s.authenticator.get(), s.authorizer.get());
   s.keep_alive.push_back(shared_signer);

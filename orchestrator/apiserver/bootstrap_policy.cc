@@ -218,6 +218,9 @@ std::vector<json> ClusterRoleBindings() {
       json::array({Subject("Group", "system:authenticated"), Subject("Group", "system:unauthenticated")})));
   b.push_back(ClusterRoleBinding("system:monitoring", "system:monitoring",
                                  json::array({Subject("Group", "system:monitoring")})));
+  // Joined agents authenticate as system:node:<name> in system:nodes; the
+  // node authorizer confines their writes to their own objects.
+  b.push_back(ClusterRoleBinding("system:node", "system:node", json::array({Subject("Group", "system:nodes")})));
   b.push_back(ClusterRoleBinding("system:kube-scheduler", "system:kube-scheduler",
                                  json::array({Subject("User", "system:kube-scheduler")})));
   b.push_back(ClusterRoleBinding("system:kube-controller-manager", "system:kube-controller-manager",

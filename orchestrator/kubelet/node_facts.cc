@@ -186,7 +186,7 @@ nlohmann::json NodeObject(const NodeFacts& facts, const NodeSettings& settings) 
           {"pods", absl::StrCat(settings.max_pods)}}},
         {"addresses", json::array({{{"type", "InternalIP"}, {"address", facts.internal_ip}},
                                    {{"type", "Hostname"}, {"address", facts.hostname}}})},
-        {"daemonEndpoints", {{"kubeletEndpoint", {{"Port", 10250}}}}},
+        {"daemonEndpoints", {{"kubeletEndpoint", {{"Port", settings.kubelet_port}}}}},
         {"nodeInfo",
          {{"machineID", facts.machine_id},
           {"systemUUID", facts.machine_id},

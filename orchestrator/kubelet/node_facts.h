@@ -55,6 +55,7 @@ struct NodeSettings {
   std::map<std::string, std::string> labels;
   std::string pod_cidr;
   std::string kubelet_version;
+  int kubelet_port = 10250;  // status.daemonEndpoints.kubeletEndpoint.Port
 };
 
 // The Node object (without conditions or resourceVersion): labels,

@@ -178,4 +178,38 @@ absl::StatusOr<ClusterPki> EnsureClusterPki(const ClusterPkiOptions& options) {
   return pki;
 }
 
+absl::StatusOr<KubeletCertificates> IssueKubeletCertificates(const ClusterPki& pki, const std::string& dir,
+                                                             const std::vector<std::string>& node_ips,
+                                                             const std::vector<std::string>& node_names) {
+  KubeletCertificates out;
+  tls::CertificateRequest serving;
+  serving.common_name = node_names.empty() ? "kubelet" : node_names.front();
+  serving.dns_names = {"localhost"};
+  serving.ip_addresses = {"127.0.0.1"};
+  for (const auto& n : node_names) {
+    if (!n.empty() && std::find(serving.dns_names.begin(), serving.dns_names.end(), n) == serving.dns_names.end()) {
+      serving.dns_names.push_back(n);
+    }
+  }
+  for (const auto& ip : node_ips) {
+    if (!ip.empty() && std::find(serving.ip_addresses.begin(), serving.ip_addresses.end(), ip) == serving.ip_addresses.end()) {
+      serving.ip_addresses.push_back(ip);
+    }
+  }
+  serving.server_auth = true;
+  KELPIE_ASSIGN_OR_RETURN(tls::KeyPairPem pair, tls::IssueCertificate(pki.ca, serving));
+  out.serving_certificate_file = dir + "/kubelet.crt";
+  out.serving_key_file = dir + "/kubelet.key";
+  KELPIE_RETURN_IF_ERROR(WriteFileAtomically(out.serving_key_file, pair.private_key_pem, 0600));
+  KELPIE_RETURN_IF_ERROR(WriteFileAtomically(out.serving_certificate_file, pair.certificate_pem, 0644));
+  tls::CertificateRequest client;
+  client.common_name = "kube-apiserver-kubelet-client";
+  client.organizations = {"system:masters"};
+  client.client_auth = true;
+  KELPIE_ASSIGN_OR_RETURN(out.apiserver_client, tls::IssueCertificate(pki.ca, client));
+  KELPIE_RETURN_IF_ERROR(WriteFileAtomically(dir + "/apiserver-kubelet-client.key", out.apiserver_client.private_key_pem, 0600));
+  KELPIE_RETURN_IF_ERROR(WriteFileAtomically(dir + "/apiserver-kubelet-client.crt", out.apiserver_client.certificate_pem, 0644));
+  return out;
+}
+
 }  // namespace kelpie::pki

@@ -45,6 +45,22 @@ struct ClusterPki {
 // itself is never replaced: everything already trusting it keeps working.
 absl::StatusOr<ClusterPki> EnsureClusterPki(const ClusterPkiOptions& options);
 
+// The certificates between the API server and a kubelet, issued by the
+// cluster CA on every start (they are cheap and never handed out):
+// `<dir>/kubelet.crt|key` serves the node's kubelet API for `node_ips` and
+// `node_names` (plus localhost and 127.0.0.1), and
+// `<dir>/apiserver-kubelet-client.crt|key` is the API server's client
+// certificate for kubelets (CN kube-apiserver-kubelet-client, O
+// system:masters, as kubeadm names it).
+struct KubeletCertificates {
+  std::string serving_certificate_file;
+  std::string serving_key_file;
+  tls::KeyPairPem apiserver_client;
+};
+absl::StatusOr<KubeletCertificates> IssueKubeletCertificates(const ClusterPki& pki, const std::string& dir,
+                                                             const std::vector<std::string>& node_ips,
+                                                             const std::vector<std::string>& node_names);
+
 // The SANs the serving certificate gets: localhost, 127.0.0.1, ::1, the
 // host name, the host's non-loopback addresses, kubernetes,
 // kubernetes.default, kubernetes.default.svc, kubernetes.default.svc.<domain>,

@@ -8,6 +8,7 @@
 #include "common/files.h"
 #include "common/http/http_client.h"
 #include "common/http/http_server.h"
+#include "common/http/http_upgrade.h"
 #include "common/tls/certificates.h"
 #include "tests/testing/test_env.h"
 
@@ -217,6 +218,57 @@ TEST_F(HttpServerTest, ShutdownEndsOpenStreamsAndStopsAccepting) {
   server_->Shutdown(2s);
   reader.join();
   EXPECT_EQ(aborts.load(), 1);
+  EXPECT_EQ(server_->open_connections(), 0u);
+}
+
+TEST_F(HttpServerTest, UpgradeHandsTheConnectionOverBothWays) {
+  StartServer([](HttpRequest&& req, std::shared_ptr<HttpResponder> resp) {
+    if (req.Header("upgrade") == nullptr) {
+      return resp->Respond(HttpResponse{400, {}, "upgrade required"});
+    }
+    HttpResponse head;
+    head.status = 101;
+    head.SetHeader("Upgrade", "echo");
+    head.SetHeader("Connection", "Upgrade");
+    UpgradeOrFail(*resp, std::move(head), [](std::unique_ptr<UpgradedConnection> conn) {
+      // Echoes upper-cased until the client closes.
+      char buf[1024];
+      while (size_t n = conn->Read(buf, sizeof(buf))) {
+        for (size_t i = 0; i < n; ++i) buf[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(buf[i])));
+        if (!conn->Write(std::string_view(buf, n))) break;
+      }
+    });
+  });
+  HttpClientOptions co;
+  co.server = "https://127.0.0.1:" + std::to_string(server_->port());
+  co.tls.ca_pem = pki_.ca.certificate_pem;
+  auto refused = DialUpgrade(co, {"GET", "/x", {}, ""});
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_EQ(refused->response.status, 400);
+  EXPECT_EQ(refused->response.body, "upgrade required");
+  EXPECT_EQ(refused->connection, nullptr);
+
+  auto up = DialUpgrade(co, {"GET", "/x", {{"Upgrade", "echo"}, {"Connection", "Upgrade"}}, ""});
+  ASSERT_TRUE(up.ok()) << up.status();
+  ASSERT_EQ(up->response.status, 101);
+  ASSERT_NE(up->connection, nullptr);
+  const std::string* upgrade = up->response.Header("upgrade");
+  ASSERT_NE(upgrade, nullptr);
+  EXPECT_EQ(*upgrade, "echo");
+  std::string big(200000, 'a');
+  std::thread writer([&] { EXPECT_TRUE(up->connection->Write(big)); });
+  std::string got;
+  char buf[65536];
+  while (got.size() < big.size()) {
+    size_t n = up->connection->Read(buf, sizeof(buf));
+    if (n == 0) break;
+    got.append(buf, n);
+  }
+  writer.join();
+  EXPECT_EQ(got, std::string(200000, 'A'));
+  // Shutdown closes upgraded connections and waits for their handlers.
+  server_->Shutdown(1s);
+  EXPECT_EQ(up->connection->Read(buf, sizeof(buf)), 0u);
   EXPECT_EQ(server_->open_connections(), 0u);
 }
 

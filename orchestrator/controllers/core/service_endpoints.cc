@@ -1,0 +1,99 @@
+#include "orchestrator/controllers/core/service_endpoints.h"
+
+namespace kelpie::controllers {
+
+using nlohmann::json;
+
+std::optional<api::LabelSelector> ServicePodSelector(const json& service) {
+  const json spec = service.value("spec", json::object());
+  if (spec.value("type", "") == "ExternalName") return std::nullopt;
+  auto it = spec.find("selector");
+  if (it == spec.end() || !it->is_object() || it->empty()) return std::nullopt;
+  // A Service selector is a plain map: matchLabels.
+  auto selector = api::LabelSelector::FromJson(json{{"matchLabels", *it}});
+  if (!selector.ok()) return std::nullopt;
+  return std::move(*selector);
+}
+
+bool PodIsTerminating(const json& pod) {
+  return pod.contains("metadata") && pod["metadata"].contains("deletionTimestamp") &&
+         !pod["metadata"]["deletionTimestamp"].is_null();
+}
+
+bool PodIsEndpoint(const json& pod, bool include_terminating) {
+  const json status = pod.value("status", json::object());
+  if (status.value("podIP", "").empty()) return false;
+  std::string phase = status.value("phase", "");
+  if (phase == "Succeeded" || phase == "Failed") return false;
+  if (!include_terminating && PodIsTerminating(pod)) return false;
+  return true;
+}
+
+bool PodIsReady(const json& pod) {
+  const json status = pod.value("status", json::object());
+  auto conditions = status.find("conditions");
+  if (conditions == status.end() || !conditions->is_array()) return false;
+  for (const auto& c : *conditions) {
+    if (c.value("type", "") == "Ready") return c.value("status", "") == "True";
+  }
+  return false;
+}
+
+std::optional<int> ResolveTargetPort(const json& service_port, const json& pod) {
+  auto target = service_port.find("targetPort");
+  if (target == service_port.end() || target->is_null()) return service_port.value("port", 0);
+  if (target->is_number_integer()) return target->get<int>();
+  if (!target->is_string()) return std::nullopt;
+  const std::string name = target->get<std::string>();
+  const std::string protocol = service_port.value("protocol", "TCP");
+  const json spec = pod.value("spec", json::object());
+  for (const char* list : {"containers", "initContainers"}) {
+    auto containers = spec.find(list);
+    if (containers == spec.end() || !containers->is_array()) continue;
+    for (const auto& c : *containers) {
+      auto ports = c.find("ports");
+      if (ports == c.end() || !ports->is_array()) continue;
+      for (const auto& p : *ports) {
+        if (p.value("name", "") == name && p.value("protocol", "TCP") == protocol) {
+          return p.value("containerPort", 0);
+        }
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+json PodEndpointProjection(const json& pod) {
+  const json meta = pod.value("metadata", json::object());
+  const json status = pod.value("status", json::object());
+  const json spec = pod.value("spec", json::object());
+  json ports = json::array();
+  for (const char* list : {"containers", "initContainers"}) {
+    if (spec.contains(list) && spec[list].is_array()) {
+      for (const auto& c : spec[list]) ports.push_back(c.value("ports", json()));
+    }
+  }
+  return {{"labels", meta.value("labels", json())},
+          {"deletion", meta.value("deletionTimestamp", json())},
+          {"ip", status.value("podIP", json())},
+          {"ips", status.value("podIPs", json())},
+          {"phase", status.value("phase", json())},
+          {"ready", PodIsReady(pod)},
+          {"node", spec.value("nodeName", json())},
+          {"hostname", spec.value("hostname", json())},
+          {"subdomain", spec.value("subdomain", json())},
+          {"ports", ports}};
+}
+
+std::vector<std::string> ServicesSelectingPod(const ObjectStore& services, const json& pod) {
+  std::vector<std::string> keys;
+  const json meta = pod.value("metadata", json::object());
+  const json labels = meta.value("labels", json::object());
+  for (const auto& svc : services.ByIndex(kNamespaceIndex, meta.value("namespace", ""))) {
+    auto selector = ServicePodSelector(svc);
+    if (selector && selector->Matches(labels)) keys.push_back(ObjectKey(svc));
+  }
+  return keys;
+}
+
+}  // namespace kelpie::controllers
