@@ -1016,7 +1016,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   }
 
   void Delete(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req,
-              std::shared_ptr<http::HttpResponder> resp) {
+              std::shared_ptr<http::HttpResponder> resp, int attempts_left = kMaxPatchAttempts) {
     if (!info.subresource.empty()) {
       return RespondError(*resp, api::MethodNotAllowed(absl::StrCat("delete is not supported on ", t.plural, "/", info.subresource)));
     }
@@ -1097,10 +1097,16 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     std::string last = std::string(kv->value_view());
     WriteExtras extras;
     if (ResourceStrategy* strategy = StrategyFor(t)) strategy->PrepareDelete(current, &extras);
+    // Without preconditions a concurrent write (a status update) is no
+    // reason to fail: read again and retry, as kube-apiserver does.
+    bool retry = pre_uid.empty() && pre_rv.empty() && attempts_left > 1;
+    auto self = shared_from_this();
     WriteObject(key, std::nullopt,
                 {key, store::Compare::Target::kModRevision, store::Compare::Result::kEqual, kv->mod_revision},
-                std::move(extras), [type, resp, last, name = info.name](absl::StatusOr<store::TxnResult> r) {
+                std::move(extras), [self, type, resp, last, name = info.name, retry, info, req,
+                                    attempts_left](absl::StatusOr<store::TxnResult> r) {
                   if (!r.ok()) return RespondError(*resp, api::FromStoreStatus(r.status(), type->group, type->plural, name));
+                  if (!r->succeeded && retry) return self->Delete(*type, info, req, resp, attempts_left - 1);
                   if (!r->succeeded) {
                     return RespondError(*resp, api::Conflict(type->group, type->plural, name,
                                                              "the object has been modified; retry the deletion"));

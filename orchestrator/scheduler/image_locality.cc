@@ -28,13 +28,7 @@ class ImageLocality final : public Plugin {
     auto state = std::make_unique<ImageState>();
     for (const auto& image : pod.images) state->images.push_back(NormalizedImageName(image));
     state->total_nodes = static_cast<int64_t>(view.nodes.size());
-    for (const auto& image : state->images) {
-      int64_t count = 0;
-      for (const NodeState* n : view.nodes) {
-        if (n->node->image_sizes.count(image)) ++count;
-      }
-      state->nodes_with_image[image] = count;
-    }
+    for (const auto& image : state->images) state->nodes_with_image[image] = view.cache.NodesWithImage(image);
     cycle.Write(Name(), std::move(state));
   }
   int64_t Score(const CycleState& cycle, const PodInfo&, const NodeState& node) const override {

@@ -25,7 +25,9 @@ void SchedulerCache::AddOrUpdateNode(NodeInfo node) {
   std::string name = node.name;
   NodeState& state = NodeFor(name);
   bool is_new = state.node == nullptr;
+  if (!is_new) CountImagesLocked(*state.node, -1);
   state.node = std::make_shared<const NodeInfo>(std::move(node));
+  CountImagesLocked(*state.node, +1);
   if (is_new) node_order_.push_back(&state);
 }
 
@@ -40,6 +42,7 @@ void SchedulerCache::RemoveNode(const std::string& name) {
     node_order_.pop_back();
   }
   // Pods still bound to a deleted node keep their entry until they go away.
+  CountImagesLocked(*state->node, -1);
   state->node.reset();
   RemoveNodeStateIfEmpty(name);
 }
@@ -172,6 +175,19 @@ std::optional<LabelSelector> SchedulerCache::DefaultSpreadSelector(const PodInfo
   }
   if (!any) return std::nullopt;
   return merged;
+}
+
+void SchedulerCache::CountImagesLocked(const NodeInfo& node, int delta) {
+  for (const auto& [image, size] : node.image_sizes) {
+    int& n = image_nodes_[image];
+    n += delta;
+    if (n <= 0) image_nodes_.erase(image);
+  }
+}
+
+int SchedulerCache::NodesWithImage(const std::string& image) const {
+  auto it = image_nodes_.find(image);
+  return it == image_nodes_.end() ? 0 : it->second;
 }
 
 size_t SchedulerCache::PodCount() const {

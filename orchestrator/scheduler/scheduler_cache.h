@@ -68,6 +68,9 @@ class SchedulerCache {
   // ReplicaSets and StatefulSets selecting it; nullopt when there are none.
   std::optional<LabelSelector> DefaultSpreadSelector(const PodInfo& pod) const;
   size_t PodCount() const;
+  // How many nodes report holding `image` (a normalized name), kept as nodes
+  // come and go so ImageLocality need not scan every node per attempt.
+  int NodesWithImage(const std::string& image) const;
 
  private:
   struct PodEntry {
@@ -87,6 +90,8 @@ class SchedulerCache {
   std::vector<NodeState*> node_order_;
   std::unordered_map<std::string, PodEntry> pods_;
   std::map<std::string, Labels> namespaces_;
+  std::unordered_map<std::string, int> image_nodes_;
+  void CountImagesLocked(const NodeInfo& node, int delta);
   std::map<std::string, std::map<std::string, LabelSelector>> workload_selectors_;
 };
 

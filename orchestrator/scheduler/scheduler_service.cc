@@ -1,7 +1,7 @@
 #include "orchestrator/scheduler/scheduler_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "orchestrator/scheduler/event_writer.h"
+#include "orchestrator/controllers/rest_event_recorder.h"
 
 namespace kelpie::scheduler {
 
@@ -18,7 +18,9 @@ absl::StatusOr<std::unique_ptr<SchedulerService>> SchedulerService::Start(Schedu
     auto ec = client::RestClient::Create(api);
     if (!ec.ok()) return ec.status();
     s->events_client_ = std::move(*ec);
-    s->own_recorder_ = std::make_unique<EventWriter>(*s->events_client_, config.scheduler_name);
+    controllers::EventRecorderOptions eo;
+    eo.component = config.scheduler_name;
+    s->own_recorder_ = std::make_unique<controllers::RestEventRecorder>(*s->events_client_, eo, metrics);
     recorder = s->own_recorder_.get();
   }
   SchedulerDeps deps{*s->client_, *s->informers_, *recorder, metrics,

@@ -1,6 +1,6 @@
 // Everything `kelpie server` (or any host process) needs to run the
 // scheduler against an API server: its REST clients, shared informers, the
-// event writer and the Scheduler, started together and stopped together.
+// event recorder and the Scheduler, started together and stopped together.
 #pragma once
 
 #include <memory>
@@ -16,7 +16,7 @@ class SchedulerService {
  public:
   // Connects with `api` (a client of the API server), waits for the
   // informers to sync (up to 60 s) and starts scheduling. `recorder` may be
-  // null: events then go through the scheduler's own EventWriter.
+  // null: events then go through a RestEventRecorder of its own.
   static absl::StatusOr<std::unique_ptr<SchedulerService>> Start(SchedulerConfig config, http::HttpClientOptions api,
                                                                  prometheus::Registry* metrics,
                                                                  controllers::EventRecorder* recorder = nullptr);
