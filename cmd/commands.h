@@ -16,7 +16,9 @@ using CommandRunner = std::function<int()>;
 CommandRunner RegisterServerCommand(CLI::App& root);
 CommandRunner RegisterAgentCommand(CLI::App& root);
 CommandRunner RegisterCheckCommand(CLI::App& root);
+CommandRunner RegisterDetectCommand(CLI::App& root);
 CommandRunner RegisterImageCommand(CLI::App& root);
 CommandRunner RegisterVersionCommand(CLI::App& root);
+CommandRunner RegisterRuntimeShimCommand(CLI::App& root);
 
 }  // namespace kelpie::cmd

@@ -22,8 +22,10 @@ int main(int argc, char** argv) {
   add(kelpie::cmd::RegisterServerCommand);
   add(kelpie::cmd::RegisterAgentCommand);
   add(kelpie::cmd::RegisterCheckCommand);
+  add(kelpie::cmd::RegisterDetectCommand);
   add(kelpie::cmd::RegisterImageCommand);
   add(kelpie::cmd::RegisterVersionCommand);
+  add(kelpie::cmd::RegisterRuntimeShimCommand);
 
   try {
     root.parse(argc, argv);

@@ -1,7 +1,9 @@
 // `kelpie server`: the control plane (API server) on this machine.
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <prometheus/registry.h>
 #include <csignal>
 #include <iostream>
 
@@ -17,9 +19,15 @@
 #include "common/signals.h"
 #include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/api_server.h"
+#include "orchestrator/apiserver/api_server_config.h"
+#include "orchestrator/apiserver/instrumented_store.h"
 #include "orchestrator/apiserver/resource_api.h"
+#include "orchestrator/apiserver/node_strategy.h"
 #include "orchestrator/apiserver/service_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
+#include "control/service_proxy/service_cidr_route.h"
+#include "control/service_proxy/service_routing.h"
+#include "orchestrator/kubelet/kubelet.h"
 #include "orchestrator/pki/cluster_pki.h"
 #include "orchestrator/store/store.h"
 #include "orchestrator/store/store_options.h"
@@ -34,15 +42,27 @@ struct ServerFlags {
   std::string advertise_address = "127.0.0.1";
   std::vector<std::string> tls_sans;
   std::string service_cidr = "10.43.0.0/16";
+  std::string cluster_cidr = "10.42.0.0/16";
+  int node_cidr_mask_size = 24;
   std::string service_node_port_range = "30000-32767";
   std::string write_kubeconfig;  // default: <data-dir>/kubeconfig.yaml
   std::string write_kubeconfig_mode = "0600";
   log::Flags log;
   int shutdown_grace_seconds = 15;
   store::StoreOptions store;
+  kubelet::KubeletOptions kubelet;
+  service_proxy::ServiceRoutingOptions service_routing;
+  apiserver::ApiServerConfig api;
 };
 
 int RunServer(const ServerFlags& f) {
+  // The API server allocates and frees large bodies (lists of thousands of
+  // objects) and many small objects per request; glibc's defaults return
+  // memory to the kernel after each burst and fault it back in on the next.
+  // Keep freed memory in the heap up to a bound instead.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);
   if (absl::Status s = log::InitFromFlags(f.log); !s.ok()) {
     std::cerr << "kelpie server: " << s.message() << "\n";
     return 2;
@@ -50,6 +70,16 @@ int RunServer(const ServerFlags& f) {
   auto service_cidr = net::Ipv4Cidr::Parse(f.service_cidr);
   if (!service_cidr.ok()) {
     spdlog::error("--service-cidr: {}", service_cidr.status().message());
+    return 2;
+  }
+  auto cluster_cidr = net::Ipv4Cidr::Parse(f.cluster_cidr);
+  if (!cluster_cidr.ok()) {
+    spdlog::error("--cluster-cidr: {}", cluster_cidr.status().message());
+    return 2;
+  }
+  if (f.node_cidr_mask_size < cluster_cidr->prefix_length() || f.node_cidr_mask_size > 30) {
+    spdlog::error("--node-cidr-mask-size: {} must be between the cluster CIDR's prefix length ({}) and 30",
+                  f.node_cidr_mask_size, cluster_cidr->prefix_length());
     return 2;
   }
   apiserver::NodePortRange node_ports;
@@ -113,7 +143,28 @@ int RunServer(const ServerFlags& f) {
     spdlog::info("store: etcd at {}", fmt::join(so.etcd_endpoints, ","));
   }
 
+  // --- API server security, limits and metrics ---------------------------
   apiserver::ApiServerOptions ao;
+  if (absl::Status st = apiserver::ApplyApiServerLimits(f.api, &ao); !st.ok()) {
+    spdlog::error("{}", st.message());
+    return 2;
+  }
+  // Every store call of the API goes through the instrumented store
+  // (etcd_request_duration_seconds); authentication, RBAC, the token and
+  // review APIs and the audit log come from the API-server flags.
+  auto api_metrics = std::make_shared<prometheus::Registry>();
+  std::shared_ptr<store::Store> api_store = std::make_shared<apiserver::InstrumentedStore>(state_store, *api_metrics);
+  if (cluster_pki->created_service_account_key) {
+    spdlog::info("created the service-account signing key {}", cluster_pki->service_account_key_file);
+  }
+  auto security = apiserver::BuildApiServerSecurity(f.api, *api_store, cluster_pki->service_account.private_key_pem,
+                                                    cluster_pki->service_account.public_key_pem, *api_metrics);
+  if (!security.ok()) {
+    spdlog::error("{}", security.status().message());
+    return 1;
+  }
+  // --- end of API server security -------------------------------------------
+
   ao.bind_address = f.bind_address;
   ao.secure_port = f.secure_port;
   ao.tls.certificate_file = cluster_pki->serving_certificate_file;
@@ -121,13 +172,23 @@ int RunServer(const ServerFlags& f) {
   ao.tls.client_ca_file = cluster_pki->ca_certificate_file;
   std::map<std::string, std::shared_ptr<apiserver::ResourceStrategy>> strategies;
   strategies["Service"] = std::make_shared<apiserver::ServiceStrategy>(
-      *state_store, *service_cidr, node_ports);
-  apiserver::ResourceApi resources(*state_store, api::ResourceRegistry::Builtin(), strategies);
+      *api_store, *service_cidr, node_ports);
+  strategies["Node"] = std::make_shared<apiserver::NodeStrategy>(*api_store, *cluster_cidr, f.node_cidr_mask_size);
+  apiserver::ResourceApi resources(*api_store, api::ResourceRegistry::Builtin(), strategies);
   if (absl::Status st = resources.EnsureDefaultNamespaces(); !st.ok()) {
     spdlog::error("creating the default namespaces: {}", st.message());
     return 1;
   }
-  apiserver::ApiServer api(ao, &resources);
+  // Route the service range locally before anything can connect to a
+  // service address: until the load balancer is loaded, such a connection
+  // must fail on this machine, not follow the default route.
+  if (f.service_routing.enabled) {
+    if (absl::Status st = service_proxy::EnsureServiceCidrRoute(f.service_cidr); !st.ok()) {
+      spdlog::error("service routing: {} (it needs root; --service-routing=false runs without it)", st.message());
+      return 1;
+    }
+  }
+  apiserver::ApiServer api(ao, &resources, std::move(*security), api_metrics);
   api.AddReadinessCheck("store", [state_store] { return state_store->CurrentRevision().status(); });
   if (absl::Status st = api.Start(); !st.ok()) {
     spdlog::error("API server: {}", st.message());
@@ -158,6 +219,40 @@ int RunServer(const ServerFlags& f) {
       return 1;
     }
   }
+  // The server's own node: registered through the API like any agent's.
+  std::unique_ptr<kubelet::Kubelet> local_node;
+  {
+    kubelet::KubeletOptions ko = f.kubelet;
+    ko.data_dir = f.data_dir;
+    auto node_client = http::HttpClient::Create(client::ClientOptionsFromKubeconfig(kc));
+    auto started = node_client.ok() ? kubelet::Kubelet::Start(ko, std::move(*node_client))
+                                    : absl::StatusOr<std::unique_ptr<kubelet::Kubelet>>(node_client.status());
+    if (!started.ok()) {
+      spdlog::error("kubelet: {}", started.status().message());
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 1;
+    }
+    local_node = std::move(*started);
+  }
+  // Services reach their endpoints from this node through the eBPF socket
+  // load balancer (kube-proxy's job).
+  auto metrics = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<service_proxy::ServiceRouting> routing;
+  if (f.service_routing.enabled) {
+    service_proxy::ServiceRoutingOptions so = f.service_routing;
+    so.node_name = local_node->node_name();
+    so.service_cidr = f.service_cidr;
+    auto started = service_proxy::ServiceRouting::Start(so, client::ClientOptionsFromKubeconfig(kc), *metrics);
+    if (!started.ok()) {
+      spdlog::error("service routing: {} (it needs root; --service-routing=false runs without it)",
+                    started.status().message());
+      local_node->Stop();
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 1;
+    }
+    routing = std::move(*started);
+  }
+  api.AddMetricsRegistry(metrics);
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
                kubeconfig_path);
@@ -165,7 +260,10 @@ int RunServer(const ServerFlags& f) {
   int sig = WaitForTerminationSignal();
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
+  if (routing) routing->Stop();
+  local_node->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
+  api_store.reset();
   state_store.reset();  // flushes and closes the store after the last request
   spdlog::info("stopped");
   return 0;
@@ -199,6 +297,13 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
                   "IPv4 range for Service cluster IPs; its first address is the `kubernetes` "
                   "Service and goes into the serving certificate")
       ->capture_default_str();
+  app->add_option("--cluster-cidr", f->cluster_cidr,
+                  "IPv4 range for pod addresses; every Node gets a range of it (spec.podCIDR) when it "
+                  "registers")
+      ->capture_default_str();
+  app->add_option("--node-cidr-mask-size", f->node_cidr_mask_size,
+                  "Prefix length of each node's pod range (24: 254 pods per node)")
+      ->capture_default_str();
   app->add_option("--service-node-port-range", f->service_node_port_range,
                   "Port range reserved for NodePort Services (FIRST-LAST)")
       ->capture_default_str();
@@ -211,6 +316,9 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
                   "On SIGTERM/SIGINT, how long in-flight requests may take to finish")
       ->capture_default_str();
   store::AddStoreFlags(*app, f->store);
+  apiserver::AddApiServerFlags(*app, f->api);
+  kubelet::AddKubeletFlags(*app, f->kubelet);
+  service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
   log::AddFlags(*app, f->log);
   return [f] { return RunServer(*f); };
 }

@@ -94,6 +94,31 @@ class HttpClientImpl final : public HttpClient {
     return std::move(result.response);
   }
 
+  absl::StatusOr<HttpResponse> Stream(const ClientRequest& request,
+                                      const std::function<bool(std::string_view)>& on_data,
+                                      StreamCanceller& canceller) override {
+    if (canceller.cancelled()) return absl::CancelledError("the stream was cancelled");
+    KELPIE_ASSIGN_OR_RETURN(auto conn, Connect());
+    asio::io_context* ioc = conn.ioc.get();
+    ::kelpie::http::Stream* stream = conn.stream.get();
+    // The cancel runs on the stream's own I/O loop (this thread, inside
+    // RoundTrip), so it never races the operations it cancels.
+    canceller.Attach([ioc, stream] {
+      asio::post(*ioc, [stream] {
+        beast::error_code ignored;
+        beast::get_lowest_layer(*stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
+        beast::get_lowest_layer(*stream).cancel();
+      });
+    });
+    auto result = RoundTrip(*conn.stream, request, &on_data);
+    canceller.Detach();
+    if (!result.ok()) {
+      if (canceller.cancelled()) return absl::CancelledError("the stream was cancelled");
+      return result.status();
+    }
+    return std::move(result->response);
+  }
+
  private:
   struct Connection {
     std::unique_ptr<asio::io_context> ioc;
@@ -229,6 +254,36 @@ class HttpClientImpl final : public HttpClient {
 };
 
 }  // namespace
+
+void StreamCanceller::Cancel() {
+  std::function<void()> cancel;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancelled_ = true;
+    cancel = cancel_;
+  }
+  if (cancel) cancel();
+}
+
+bool StreamCanceller::cancelled() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cancelled_;
+}
+
+void StreamCanceller::Attach(std::function<void()> cancel) {
+  bool already;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cancel_ = cancel;
+    already = cancelled_;
+  }
+  if (already) cancel();
+}
+
+void StreamCanceller::Detach() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancel_ = nullptr;
+}
 
 absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(HttpClientOptions options) {
   KELPIE_ASSIGN_OR_RETURN(Endpoint ep, ParseServer(options.server));

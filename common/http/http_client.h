@@ -5,6 +5,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,26 @@ struct ClientRequest {
   std::string body;
 };
 
+// Ends a Stream() from another thread: Cancel() makes the stream's call
+// return promptly (with the headers read so far, or an error before them).
+// One canceller serves one stream at a time; cancelling before the stream
+// starts ends it as soon as it does.
+class StreamCanceller {
+ public:
+  void Cancel();
+  bool cancelled();
+
+  // For HttpClient implementations: set while a stream runs; `cancel` posts
+  // the cancellation onto the stream's I/O loop.
+  void Attach(std::function<void()> cancel);
+  void Detach();
+
+ private:
+  std::mutex mu_;
+  bool cancelled_ = false;
+  std::function<void()> cancel_;
+};
+
 class HttpClient {
  public:
   static absl::StatusOr<std::unique_ptr<HttpClient>> Create(HttpClientOptions options);
@@ -44,6 +65,14 @@ class HttpClient {
   // (body left empty). Uses a dedicated connection.
   virtual absl::StatusOr<HttpResponse> Stream(
       const ClientRequest& request, const std::function<bool(std::string_view)>& on_data) = 0;
+  // The same, ended early by `canceller`. Implementations that cannot
+  // cancel (test fakes) stream to the end.
+  virtual absl::StatusOr<HttpResponse> Stream(const ClientRequest& request,
+                                              const std::function<bool(std::string_view)>& on_data,
+                                              StreamCanceller& canceller) {
+    (void)canceller;
+    return Stream(request, on_data);
+  }
 };
 
 }  // namespace kelpie::http

@@ -67,5 +67,8 @@ using HttpHandler = std::function<void(HttpRequest&&, std::shared_ptr<HttpRespon
 // Splits "a=b&c=d" into decoded pairs (repeated keys keep their order).
 std::vector<std::pair<std::string, std::string>> ParseQuery(std::string_view query);
 std::string PercentDecode(std::string_view in, bool plus_is_space);
+// Percent-encodes everything but RFC 3986's unreserved characters, for
+// query values.
+std::string PercentEncode(std::string_view in);
 
 }  // namespace kelpie::http

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/http/tls_context.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 
 namespace kelpie::http {
@@ -148,6 +149,9 @@ class Session : public std::enable_shared_from_this<Session> {
     bool last_of_response;
     std::shared_ptr<SessionResponder> accounted_to;  // chunk bytes are counted against it
     size_t payload_bytes;
+    // Written after `data` in the same gather write: a whole response's
+    // body, so large bodies are not copied behind their head.
+    std::string body = {};
   };
   std::deque<PendingWrite> writes_;
   bool writing_ = false;
@@ -389,15 +393,22 @@ void Session::Dispatch() {
   req.remote_address = remote_address_;
 
   responder_ = std::make_shared<SessionResponder>(shared_from_this(), stream_.get_executor());
-  server_->handler_(std::move(req), responder_);
+  // A handler's bug must cost one request, not the server: an exception
+  // escaping into the I/O loop would end the process.
+  std::shared_ptr<SessionResponder> responder = responder_;
+  try {
+    server_->handler_(std::move(req), responder);
+  } catch (const std::exception& e) {
+    spdlog::error("HTTP handler failed: {}", e.what());
+    responder->Respond(HttpResponse{500, {{"Content-Type", "text/plain"}}, "internal error\n"});
+  }
 }
 
 void Session::SendResponse(HttpResponse response) {
   if (state_ != State::kHandling) return;
-  std::string out = FormatHead(response.status, response.headers, keep_alive_,
-                               response.body.size());
-  out += response.body;
-  Enqueue(std::move(out), true);
+  std::string head = FormatHead(response.status, response.headers, keep_alive_, response.body.size());
+  writes_.push_back({std::move(head), true, nullptr, 0, std::move(response.body)});
+  WriteNext();
 }
 
 void Session::SendStreamHead(int status, HeaderList headers) {
@@ -440,10 +451,11 @@ void Session::WriteNext() {
   if (writing_ || writes_.empty() || state_ == State::kClosed) return;
   writing_ = true;
   beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(60));
-  asio::async_write(stream_, asio::buffer(writes_.front().data),
-                    [self = shared_from_this()](beast::error_code ec, size_t bytes) {
-                      self->OnWrite(ec, bytes);
-                    });
+  std::array<asio::const_buffer, 2> buffers = {asio::buffer(writes_.front().data),
+                                               asio::buffer(writes_.front().body)};
+  asio::async_write(stream_, buffers, [self = shared_from_this()](beast::error_code ec, size_t bytes) {
+    self->OnWrite(ec, bytes);
+  });
 }
 
 void Session::OnWrite(beast::error_code ec, size_t) {

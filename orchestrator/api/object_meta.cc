@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 
 #include <cctype>
+#include <cstdio>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -169,27 +170,124 @@ std::string NowRfc3339(int64_t offset_seconds) {
 }
 
 std::string WithResourceVersion(std::string_view stored, int64_t rv) {
+  std::string out;
+  out.reserve(stored.size() + 48);
+  AppendWithResourceVersion(stored, rv, &out);
+  return out;
+}
+
+void AppendWithResourceVersion(std::string_view stored, int64_t rv, std::string* out) {
   static constexpr std::string_view kMeta = "\"metadata\":{";
   size_t pos = stored.find(kMeta);
-  std::string rv_field = absl::StrCat("\"resourceVersion\":\"", rv, "\"");
-  std::string out;
-  out.reserve(stored.size() + rv_field.size() + 1);
+  char rv_field[64];
+  int rv_len = std::snprintf(rv_field, sizeof(rv_field), "\"resourceVersion\":\"%lld\"", static_cast<long long>(rv));
+  std::string_view rv_view(rv_field, static_cast<size_t>(rv_len));
   if (pos == std::string_view::npos) {
     // No metadata object (never stored by us): add one.
     size_t brace = stored.find('{');
-    out.append(stored.substr(0, brace + 1));
-    absl::StrAppend(&out, "\"metadata\":{", rv_field, "}");
+    out->append(stored.substr(0, brace + 1));
+    out->append("\"metadata\":{").append(rv_view).append("}");
     std::string_view rest = stored.substr(brace + 1);
-    if (!rest.empty() && rest.front() != '}') out.push_back(',');
-    out.append(rest);
-    return out;
+    if (!rest.empty() && rest.front() != '}') out->push_back(',');
+    out->append(rest);
+    return;
   }
   size_t insert_at = pos + kMeta.size();
-  out.append(stored.substr(0, insert_at));
-  out.append(rv_field);
-  if (insert_at < stored.size() && stored[insert_at] != '}') out.push_back(',');
-  out.append(stored.substr(insert_at));
-  return out;
+  out->append(stored.substr(0, insert_at));
+  out->append(rv_view);
+  if (insert_at < stored.size() && stored[insert_at] != '}') out->push_back(',');
+  out->append(stored.substr(insert_at));
+}
+
+namespace {
+
+const char* JsonTypeName(const nlohmann::json& v) {
+  if (v.is_string()) return "string";
+  if (v.is_boolean()) return "bool";
+  if (v.is_number()) return "number";
+  if (v.is_array()) return "array";
+  if (v.is_object()) return "object";
+  return "null";
+}
+
+absl::Status WrongType(const nlohmann::json& v, const std::string& go_field, const std::string& go_type) {
+  return absl::InvalidArgumentError(absl::StrCat("json: cannot unmarshal ", JsonTypeName(v),
+                                                 " into Go struct field ", go_field, " of type ", go_type));
+}
+
+// Drops `key` when null; checks its type otherwise.
+absl::Status CheckMember(nlohmann::json& parent, const char* key, const std::string& go_field,
+                         const std::string& go_type, bool (nlohmann::json::*is_type)() const noexcept) {
+  auto it = parent.find(key);
+  if (it == parent.end()) return absl::OkStatus();
+  if (it->is_null()) {
+    parent.erase(it);
+    return absl::OkStatus();
+  }
+  if (!((*it).*is_type)()) return WrongType(*it, go_field, go_type);
+  return absl::OkStatus();
+}
+
+absl::Status CheckStringMap(nlohmann::json& parent, const char* key, const std::string& go_field) {
+  if (auto st = CheckMember(parent, key, go_field, "map[string]string", &nlohmann::json::is_object); !st.ok()) {
+    return st;
+  }
+  auto it = parent.find(key);
+  if (it == parent.end()) return absl::OkStatus();
+  for (auto& [k, v] : it->items()) {
+    if (!v.is_string()) return WrongType(v, go_field, "map[string]string");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status NormalizeObjectShape(nlohmann::json& object) {
+  if (!object.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat("json: cannot unmarshal ", JsonTypeName(object),
+                                                   " into Go value of type struct (an object is required)"));
+  }
+  using J = nlohmann::json;
+  for (const char* key : {"apiVersion", "kind"}) {
+    if (auto st = CheckMember(object, key, absl::StrCat("TypeMeta.", key), "string", &J::is_string); !st.ok()) {
+      return st;
+    }
+  }
+  if (auto st = CheckMember(object, "metadata", "metadata", "v1.ObjectMeta", &J::is_object); !st.ok()) return st;
+  auto meta_it = object.find("metadata");
+  if (meta_it == object.end()) return absl::OkStatus();
+  J& meta = *meta_it;
+  for (const char* key : {"name", "generateName", "namespace", "selfLink", "uid", "resourceVersion",
+                          "creationTimestamp", "deletionTimestamp"}) {
+    std::string go_field = absl::StrCat("ObjectMeta.metadata.", key);
+    if (auto st = CheckMember(meta, key, go_field, "string", &J::is_string); !st.ok()) return st;
+  }
+  for (const char* key : {"generation", "deletionGracePeriodSeconds"}) {
+    std::string go_field = absl::StrCat("ObjectMeta.metadata.", key);
+    if (auto st = CheckMember(meta, key, go_field, "int64", &J::is_number_integer); !st.ok()) return st;
+  }
+  for (const char* key : {"labels", "annotations"}) {
+    if (auto st = CheckStringMap(meta, key, absl::StrCat("ObjectMeta.metadata.", key)); !st.ok()) return st;
+  }
+  if (auto st = CheckMember(meta, "finalizers", "ObjectMeta.metadata.finalizers", "[]string", &J::is_array);
+      !st.ok()) {
+    return st;
+  }
+  if (auto it = meta.find("finalizers"); it != meta.end()) {
+    for (const auto& f : *it) {
+      if (!f.is_string()) return WrongType(f, "ObjectMeta.metadata.finalizers", "string");
+    }
+  }
+  for (const char* key : {"ownerReferences", "managedFields"}) {
+    std::string go_field = absl::StrCat("ObjectMeta.metadata.", key);
+    if (auto st = CheckMember(meta, key, go_field, "[]object", &J::is_array); !st.ok()) return st;
+    if (auto it = meta.find(key); it != meta.end()) {
+      for (const auto& entry : *it) {
+        if (!entry.is_object()) return WrongType(entry, go_field, "object");
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace kelpie::api

@@ -10,6 +10,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "absl/status/status.h"
+
 #include "orchestrator/api/api_error.h"
 #include "orchestrator/api/resource_registry.h"
 
@@ -27,6 +29,13 @@ std::string NewUid();
 // Five characters from Kubernetes' generateName alphabet.
 std::string RandomNameSuffix();
 // Now as RFC 3339 UTC with second precision (metav1.Time).
+// Checks the JSON types of apiVersion, kind and the metadata fields every
+// handler reads, as Kubernetes' decoder does before anything else: a wrong
+// type is an InvalidArgument whose message reads like kube-apiserver's
+// ("json: cannot unmarshal number into Go struct field ObjectMeta.metadata.name
+// of type string"). Null fields are dropped, as decoding into Go would.
+absl::Status NormalizeObjectShape(nlohmann::json& object);
+
 // Now plus `offset_seconds` (deletion deadlines), in RFC 3339 UTC.
 std::string NowRfc3339(int64_t offset_seconds = 0);
 
@@ -34,5 +43,8 @@ std::string NowRfc3339(int64_t offset_seconds = 0);
 // revision is the version). Serving splices it back in without parsing:
 // stored JSON is written by us with "metadata" as an object member.
 std::string WithResourceVersion(std::string_view stored_json, int64_t resource_version);
+// The same, appended to `out` (lists build one body without a copy per item;
+// the caller reserves).
+void AppendWithResourceVersion(std::string_view stored_json, int64_t resource_version, std::string* out);
 
 }  // namespace kelpie::api

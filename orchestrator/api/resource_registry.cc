@@ -7,6 +7,7 @@ namespace kelpie::api {
 std::string ResourceType::StoragePrefix() const { return "/registry/" + plural + "/"; }
 
 std::vector<std::string> ResourceType::Verbs() const {
+  if (!verbs.empty()) return verbs;
   return {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"};
 }
 
@@ -17,6 +18,8 @@ bool ResourceType::Serves(std::string_view subresource) const {
 SubresourceType DescribeSubresource(const ResourceType& parent, std::string_view subresource) {
   if (subresource == "scale") return {"autoscaling", "v1", "Scale", {"get", "patch", "update"}};
   if (subresource == "binding") return {"", "v1", "Binding", {"create"}};
+  if (subresource == "eviction") return {"policy", "v1", "Eviction", {"create"}};
+  if (subresource == "token") return {"authentication.k8s.io", "v1", "TokenRequest", {"create"}};
   return {parent.group, parent.version, parent.kind, {"get", "patch", "update"}};
 }
 
@@ -26,13 +29,13 @@ const ResourceRegistry& ResourceRegistry::Builtin() {
     auto add = [&r](ResourceType t) { r.types_.push_back(std::move(t)); };
     // core/v1
     add({"", "v1", "Namespace", "namespaces", "namespace", false, {"ns"}, {}, {"status"}, true});
-    add({"", "v1", "Pod", "pods", "pod", true, {"po"}, {"all"}, {"status", "binding"}, false});
+    add({"", "v1", "Pod", "pods", "pod", true, {"po"}, {"all"}, {"status", "binding", "eviction"}, false});
     add({"", "v1", "Service", "services", "service", true, {"svc"}, {"all"}, {"status"}, true});
     add({"", "v1", "Endpoints", "endpoints", "endpoints", true, {"ep"}, {}, {}, false});
     add({"", "v1", "Node", "nodes", "node", false, {"no"}, {}, {"status"}, false});
     add({"", "v1", "ConfigMap", "configmaps", "configmap", true, {"cm"}, {}, {}, false});
     add({"", "v1", "Secret", "secrets", "secret", true, {}, {}, {}, false});
-    add({"", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, {"sa"}, {}, {}, false});
+    add({"", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, {"sa"}, {}, {"token"}, false});
     add({"", "v1", "Event", "events", "event", true, {"ev"}, {}, {}, false});
     // apps/v1
     add({"apps", "v1", "Deployment", "deployments", "deployment", true, {"deploy"}, {"all"}, {"status", "scale"}, false});
@@ -53,6 +56,15 @@ const ResourceRegistry& ResourceRegistry::Builtin() {
     add({"rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", "clusterrole", false, {}, {}, {}, false});
     add({"rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", "rolebinding", true, {}, {}, {}, false});
     add({"rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", "clusterrolebinding", false, {}, {}, {}, false});
+    // authentication.k8s.io/v1 and authorization.k8s.io/v1: requests
+    // answered by the API server, never stored.
+    const std::vector<std::string> create_only = {"create"};
+    add({"authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", false, {}, {}, {}, false, create_only});
+    add({"authentication.k8s.io", "v1", "TokenReview", "tokenreviews", "tokenreview", false, {}, {}, {}, false, create_only});
+    add({"authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", "localsubjectaccessreview", true, {}, {}, {}, false, create_only});
+    add({"authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", "selfsubjectaccessreview", false, {}, {}, {}, false, create_only});
+    add({"authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", false, {}, {}, {}, false, create_only});
+    add({"authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", "subjectaccessreview", false, {}, {}, {}, false, create_only});
     // scheduling.k8s.io/v1
     add({"scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", "priorityclass", false, {"pc"}, {}, {}, false});
     return r;

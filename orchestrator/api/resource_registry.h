@@ -22,6 +22,9 @@ struct ResourceType {
   // Names follow DNS-1123 label rules (63 chars, no dots) rather than the
   // default DNS-1123 subdomain rules.
   bool name_is_dns_label = false;
+  // Verbs when not the full CRUD set (e.g. {"create"} for the review
+  // kinds, which are never stored).
+  std::vector<std::string> verbs;
 
   std::string GroupVersion() const { return group.empty() ? version : group + "/" + version; }
   // Storage key prefix: /registry/<plural>/ (keys add <namespace>/<name>).

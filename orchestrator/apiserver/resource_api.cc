@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <thread>
@@ -18,9 +19,11 @@
 #include "absl/strings/str_split.h"
 #include "common/base64.h"
 #include "common/log.h"
+#include "common/status_macros.h"
 #include "orchestrator/api/object_meta.h"
 #include "orchestrator/api/selector.h"
 #include "orchestrator/api/strategic_merge_patch.h"
+#include "orchestrator/apiserver/field_validation.h"
 #include "orchestrator/apiserver/resource_strategy.h"
 
 namespace kelpie::apiserver {
@@ -56,21 +59,45 @@ std::string Param(const std::map<std::string, std::string>& q, const std::string
 
 bool IsTrue(const std::string& v) { return v == "1" || v == "true" || v == "True"; }
 
+// Bounds on decoded documents: deeper nesting than any Kubernetes object
+// has, and a node budget that stops YAML alias expansion ("billion laughs")
+// and self-referencing aliases.
+constexpr int kMaxNestingDepth = 1000;
+constexpr size_t kMaxYamlNodes = 1'000'000;
+
+struct YamlTooComplex {
+  std::string why;
+};
+// The fieldValidation parameter (field_validation.h) applied to a create or
+// update body: an error for Strict, warnings for Warn, unknown fields dropped.
+std::optional<ApiError> ApplyFieldValidation(const ResourceType& t, const std::string& query, json& obj,
+                                             std::vector<std::string>* warnings) {
+  std::string value = Param(QueryMap(query), "fieldValidation");
+  auto mode = ParseFieldValidation(value);
+  if (!mode) {
+    return api::BadRequest(absl::StrCat("fieldValidation must be one of Ignore, Warn or Strict, not \"", value, "\""));
+  }
+  return CheckUnknownFields(*mode, t.group, t.version, t.kind, obj, warnings);
+}
+
 // YAML to JSON with Kubernetes' (YAML 1.1 core-ish) scalar typing: plain
 // scalars may be null, booleans or numbers; quoted ones are strings.
-json YamlToJson(const YAML::Node& node) {
+// Throws YamlTooComplex past the bounds above.
+json YamlToJson(const YAML::Node& node, int depth, size_t* nodes) {
+  if (depth > kMaxNestingDepth) throw YamlTooComplex{"nested deeper than 1000 levels (or a recursive alias)"};
+  if (++*nodes > kMaxYamlNodes) throw YamlTooComplex{"more than 1,000,000 nodes once aliases are expanded"};
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
       return nullptr;
     case YAML::NodeType::Sequence: {
       json arr = json::array();
-      for (const auto& e : node) arr.push_back(YamlToJson(e));
+      for (const auto& e : node) arr.push_back(YamlToJson(e, depth + 1, nodes));
       return arr;
     }
     case YAML::NodeType::Map: {
       json obj = json::object();
-      for (const auto& kv : node) obj[kv.first.Scalar()] = YamlToJson(kv.second);
+      for (const auto& kv : node) obj[kv.first.Scalar()] = YamlToJson(kv.second, depth + 1, nodes);
       return obj;
     }
     case YAML::NodeType::Scalar: {
@@ -87,6 +114,22 @@ json YamlToJson(const YAML::Node& node) {
     }
   }
   return nullptr;
+}
+
+// Deepest nesting of arrays and objects, without recursion (the value may be
+// far deeper than the stack allows).
+int NestingDepth(const json& root) {
+  int deepest = 0;
+  std::vector<std::pair<const json*, int>> pending{{&root, 1}};
+  while (!pending.empty()) {
+    auto [value, depth] = pending.back();
+    pending.pop_back();
+    if (!value->is_structured()) continue;
+    deepest = std::max(deepest, depth);
+    if (deepest > kMaxNestingDepth) return deepest;
+    for (const auto& child : *value) pending.emplace_back(&child, depth + 1);
+  }
+  return deepest;
 }
 
 // Decodes a request body by its Content-Type. JSON and YAML objects only.
@@ -109,11 +152,16 @@ absl::StatusOr<json> DecodeBody(const http::HttpRequest& req, ApiError* error) {
       *error = api::BadRequest("the request body must be a JSON object");
       return absl::InvalidArgumentError("not object");
     }
+    if (NestingDepth(j) > kMaxNestingDepth) {
+      *error = api::BadRequest("the request body is nested deeper than 1000 levels");
+      return absl::InvalidArgumentError("too deep");
+    }
     return j;
   }
   if (type == "application/yaml" || type == "application/x-yaml" || type == "text/yaml") {
     try {
-      json j = YamlToJson(YAML::Load(req.body));
+      size_t nodes = 0;
+      json j = YamlToJson(YAML::Load(req.body), 0, &nodes);
       if (!j.is_object()) {
         *error = api::BadRequest("the request body must be a YAML mapping");
         return absl::InvalidArgumentError("not object");
@@ -123,6 +171,9 @@ absl::StatusOr<json> DecodeBody(const http::HttpRequest& req, ApiError* error) {
       *error = api::BadRequest(absl::StrCat("the request body is not valid YAML: line ", e.mark.line + 1,
                                             ", column ", e.mark.column + 1, ": ", e.msg));
       return absl::InvalidArgumentError("bad yaml");
+    } catch (const YamlTooComplex& e) {
+      *error = api::BadRequest(absl::StrCat("the request body is not acceptable YAML: ", e.why));
+      return absl::InvalidArgumentError("yaml too complex");
     }
   }
   *error = api::UnsupportedMediaType(type);
@@ -321,9 +372,12 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       if (remaining > 0) absl::StrAppend(&body, ",\"remainingItemCount\":", remaining);
     }
     body += "},\"items\":[";
+    size_t total = body.size() + 2;
+    for (const auto& item : items) total += item.value_view().size() + 48;
+    body.reserve(total);
     for (size_t i = 0; i < items.size(); ++i) {
       if (i) body.push_back(',');
-      body += api::WithResourceVersion(items[i].value_view(), items[i].mod_revision);
+      api::AppendWithResourceVersion(items[i].value_view(), items[i].mod_revision, &body);
     }
     body += "]}";
     resp->Respond(JsonBody(200, std::move(body)));
@@ -574,6 +628,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
   // Checks apiVersion/kind of a body against the resource; fills them when
   // absent.
   static std::optional<ApiError> CheckTypeMeta(const ResourceType& t, json& obj) {
+    if (auto shape = api::NormalizeObjectShape(obj); !shape.ok()) {
+      return api::BadRequest(std::string(shape.message()));
+    }
     std::string kind = obj.value("kind", "");
     std::string api_version = obj.value("apiVersion", "");
     if (!kind.empty() && kind != t.kind) {
@@ -633,6 +690,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (!decoded.ok()) return RespondError(*resp, err);
     json obj = std::move(*decoded);
     if (auto e = CheckTypeMeta(t, obj)) return RespondError(*resp, *e);
+    std::vector<std::string> warnings;
+    if (auto e = ApplyFieldValidation(t, req.query, obj, &warnings)) return RespondError(*resp, *e);
+    resp = WithWarnings(std::move(resp), std::move(warnings));
     if (auto e = CheckNamespace(t, info.namespace_name, obj)) return RespondError(*resp, *e);
     json& meta = obj["metadata"];
     if (meta.contains("resourceVersion") && !meta["resourceVersion"].get<std::string>().empty()) {
@@ -841,6 +901,9 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (!decoded.ok()) return RespondError(*resp, err);
     json body = std::move(*decoded);
     if (auto e = CheckTypeMeta(t, body)) return RespondError(*resp, *e);
+    std::vector<std::string> warnings;
+    if (auto e = ApplyFieldValidation(t, req.query, body, &warnings)) return RespondError(*resp, *e);
+    resp = WithWarnings(std::move(resp), std::move(warnings));
     if (auto e = CheckNamespace(t, info.namespace_name, body)) return RespondError(*resp, *e);
     std::string body_name = body["metadata"].value("name", "");
     if (body_name != info.name) {
@@ -932,6 +995,10 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
              if (!patched.is_object() || !patched.contains("metadata") || !patched["metadata"].is_object()) {
                *e = ApiError{422, "Invalid", "the patched object has no metadata"};
                return absl::InvalidArgumentError("patch");
+             }
+             if (auto shape = api::NormalizeObjectShape(patched); !shape.ok()) {
+               *e = api::BadRequest(std::string(shape.message()));
+               return shape;
              }
              std::string rv = patched["metadata"].value("resourceVersion", "");
              if (!rv.empty() && rv != std::to_string(mod)) {
@@ -1161,6 +1228,62 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     if (!reason.empty()) c["reason"] = reason;
     if (!message.empty()) c["message"] = message;
     conditions.push_back(std::move(c));
+  }
+
+  // ----------------------------------------------------------- eviction
+
+  // Answers an eviction with a 201 Status once the pod's deletion went
+  // through, and passes errors on unchanged.
+  class EvictionResponder : public http::HttpResponder {
+   public:
+    explicit EvictionResponder(std::shared_ptr<http::HttpResponder> inner) : inner_(std::move(inner)) {}
+    void Respond(http::HttpResponse response) override {
+      if (response.status == 200) {
+        response = JsonBody(201, json{{"kind", "Status"}, {"apiVersion", "v1"}, {"metadata", json::object()},
+                                      {"status", "Success"}, {"code", 201}}
+                                     .dump());
+      }
+      inner_->Respond(std::move(response));
+    }
+    void StartStream(int status, http::HeaderList headers) override { inner_->StartStream(status, std::move(headers)); }
+    bool WriteChunk(std::string data) override { return inner_->WriteChunk(std::move(data)); }
+    void EndStream() override { inner_->EndStream(); }
+    void OnAbort(std::function<void()> callback) override { inner_->OnAbort(std::move(callback)); }
+
+   private:
+    std::shared_ptr<http::HttpResponder> inner_;
+  };
+
+  // POST pods/NAME/eviction (policy/v1 Eviction): a graceful deletion with
+  // the eviction's deleteOptions, as `kubectl drain` requests it. No
+  // PodDisruptionBudget kind exists yet, so nothing refuses an eviction.
+  void Evict(const ResourceType& t, const RequestInfo& info, http::HttpRequest&& req,
+             std::shared_ptr<http::HttpResponder> resp) {
+    if (info.verb != "create") {
+      return RespondError(*resp, api::MethodNotAllowed(absl::StrCat(req.method, " is not supported on pods/eviction")));
+    }
+    ApiError err;
+    auto decoded = DecodeBody(req, &err);
+    if (!decoded.ok()) return RespondError(*resp, err);
+    const json& eviction = *decoded;
+    std::string kind = eviction.contains("kind") && eviction["kind"].is_string() ? eviction["kind"].get<std::string>()
+                                                                                 : "Eviction";
+    if (kind != "Eviction") return RespondError(*resp, api::BadRequest(absl::StrCat("expected an Eviction, got ", kind)));
+    const json meta = eviction.contains("metadata") && eviction["metadata"].is_object() ? eviction["metadata"] : json::object();
+    if (meta.contains("name") && meta["name"] != info.name) {
+      return RespondError(*resp, api::BadRequest("name in URL does not match name in Eviction object"));
+    }
+    http::HttpRequest deletion;
+    deletion.method = "DELETE";
+    deletion.headers.emplace_back("content-type", "application/json");
+    if (eviction.contains("deleteOptions") && eviction["deleteOptions"].is_object()) {
+      deletion.body = eviction["deleteOptions"].dump();
+    }
+    deletion.query = req.query;  // dryRun
+    RequestInfo delete_info = info;
+    delete_info.subresource.clear();
+    delete_info.verb = "delete";
+    Delete(t, delete_info, deletion, std::make_shared<EvictionResponder>(std::move(resp)));
   }
 
   // -------------------------------------------------------------- scale
@@ -1454,15 +1577,33 @@ absl::Status ResourceApi::EnsureKubernetesService(const std::string& cluster_ip,
                       {"labels", {{"endpointslice.kubernetes.io/skip-mirror", "true"}}}}},
                     {"subsets", json::array({{{"addresses", json::array({{{"ip", advertise_ip}}})},
                                               {"ports", json::array({{{"name", "https"}, {"port", port}, {"protocol", "TCP"}}})}}})}};
-  std::string ep_key = "/registry/endpoints/default/kubernetes";
-  auto existing = impl_->store_.Get(ep_key);
-  if (existing.ok()) {
+  // The EndpointSlice kube-apiserver keeps beside it: what service routing
+  // reads, so that https://<first service address> reaches the API server.
+  json slice = {{"apiVersion", "discovery.k8s.io/v1"},
+                {"kind", "EndpointSlice"},
+                {"metadata",
+                 {{"name", "kubernetes"},
+                  {"namespace", "default"},
+                  {"uid", api::NewUid()},
+                  {"creationTimestamp", api::NowRfc3339()},
+                  {"labels", {{"kubernetes.io/service-name", "kubernetes"}}}}},
+                {"addressType", "IPv4"},
+                {"endpoints", json::array({{{"addresses", json::array({advertise_ip})},
+                                            {"conditions", {{"ready", true}}}}})},
+                {"ports", json::array({{{"name", "https"}, {"port", port}, {"protocol", "TCP"}}})}};
+  // Writes `desired` at `key` unless the fields that matter already hold.
+  auto reconcile = [this](const std::string& key, json desired, const std::vector<std::string>& fields) {
+    auto existing = impl_->store_.Get(key);
+    if (!existing.ok()) return impl_->store_.Create(key, desired.dump()).status();
     json cur = json::parse(existing->value_view(), nullptr, false);
-    if (!cur.is_discarded() && cur.value("subsets", json()) == endpoints["subsets"]) return absl::OkStatus();
-    if (!cur.is_discarded()) endpoints["metadata"] = cur["metadata"];
-    return impl_->store_.Update(ep_key, endpoints.dump(), existing->mod_revision).status();
-  }
-  return impl_->store_.Create(ep_key, endpoints.dump()).status();
+    bool same = !cur.is_discarded();
+    for (const auto& f : fields) same = same && cur.value(f, json()) == desired[f];
+    if (same) return absl::OkStatus();
+    if (!cur.is_discarded()) desired["metadata"] = cur["metadata"];
+    return impl_->store_.Update(key, desired.dump(), existing->mod_revision).status();
+  };
+  KELPIE_RETURN_IF_ERROR(reconcile("/registry/endpoints/default/kubernetes", endpoints, {"subsets"}));
+  return reconcile("/registry/endpointslices/default/kubernetes", slice, {"endpoints", "ports"});
 }
 
 absl::Status ResourceApi::EnsureDefaultNamespaces() {
@@ -1505,17 +1646,26 @@ void ResourceApi::Serve(const RequestInfo& info, http::HttpRequest&& request,
                                       absl::StrCat("the server could not find the requested resource (",
                                                    t->plural, "/", ri.subresource, " is not served)")});
   }
-  if (ri.subresource == "binding") return impl_->Bind(*t, ri, std::move(request), std::move(responder));
-  if (ri.subresource == "scale") return impl_->Scale(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "get") return impl_->Get(*t, ri, std::move(responder));
-  if (ri.verb == "list") return impl_->List(*t, ri, request, std::move(responder));
-  if (ri.verb == "watch") return impl_->Watch(*t, ri, request, std::move(responder));
-  if (ri.verb == "create") return impl_->Create(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "update") return impl_->Update(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "patch") return impl_->Patch(*t, ri, std::move(request), std::move(responder));
-  if (ri.verb == "delete") return impl_->Delete(*t, ri, request, std::move(responder));
-  if (ri.verb == "deletecollection") return impl_->DeleteCollection(*t, ri, request, std::move(responder));
-  RespondError(*responder, api::MethodNotAllowed(absl::StrCat(request.method, " is not supported")));
+  // Handlers check the shapes they read; a JSON type error that still gets
+  // through is the client's malformed input, never a reason to stop serving.
+  std::shared_ptr<http::HttpResponder> keep = responder;
+  try {
+    if (ri.subresource == "binding") return impl_->Bind(*t, ri, std::move(request), std::move(responder));
+    if (ri.subresource == "scale") return impl_->Scale(*t, ri, std::move(request), std::move(responder));
+    if (ri.subresource == "eviction") return impl_->Evict(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "get") return impl_->Get(*t, ri, std::move(responder));
+    if (ri.verb == "list") return impl_->List(*t, ri, request, std::move(responder));
+    if (ri.verb == "watch") return impl_->Watch(*t, ri, request, std::move(responder));
+    if (ri.verb == "create") return impl_->Create(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "update") return impl_->Update(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "patch") return impl_->Patch(*t, ri, std::move(request), std::move(responder));
+    if (ri.verb == "delete") return impl_->Delete(*t, ri, request, std::move(responder));
+    if (ri.verb == "deletecollection") return impl_->DeleteCollection(*t, ri, request, std::move(responder));
+  } catch (const nlohmann::json::exception& e) {
+    spdlog::warn("{} {}: malformed request: {}", ri.verb, info.resource, e.what());
+    return RespondError(*keep, api::BadRequest(absl::StrCat("the request is malformed: ", e.what())));
+  }
+  RespondError(*keep, api::MethodNotAllowed(absl::StrCat(request.method, " is not supported")));
 }
 
 bool ResourceApi::ServeDiscovery(const http::HttpRequest& request, http::HttpResponder& responder) {

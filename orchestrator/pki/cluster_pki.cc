@@ -170,6 +170,11 @@ absl::StatusOr<ClusterPki> EnsureClusterPki(const ClusterPkiOptions& options) {
   admin.validity = kLeafValidity;
   KELPIE_ASSIGN_OR_RETURN(pki.admin, EnsureLeaf(pki.ca, {pki.admin_certificate_file, pki.admin_key_file},
                                                 admin, &reissued));
+
+  pki.service_account_key_file = d + "/sa.key";
+  pki.service_account_public_key_file = d + "/sa.pub";
+  KELPIE_ASSIGN_OR_RETURN(pki.service_account,
+                          EnsureServiceAccountKey(d, &pki.created_service_account_key));
   return pki;
 }
 

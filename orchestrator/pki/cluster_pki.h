@@ -1,6 +1,7 @@
 // The cluster's certificates, created on the server's first start and reused
 // afterwards: a CA, the API server's serving certificate and the admin's
-// client certificate (group system:masters), plus the admin kubeconfig.
+// client certificate (group system:masters), the service-account signing
+// key pair, plus the admin kubeconfig.
 #pragma once
 
 #include <string>
@@ -8,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/tls/certificates.h"
+#include "orchestrator/pki/service_account_key.h"
 
 namespace kelpie::pki {
 
@@ -27,8 +29,13 @@ struct ClusterPki {
   std::string serving_key_file;
   std::string admin_certificate_file;
   std::string admin_key_file;
+  // Signs and verifies service-account tokens (sa.key, sa.pub).
+  std::string service_account_key_file;
+  std::string service_account_public_key_file;
   tls::KeyPairPem ca;
   tls::KeyPairPem admin;
+  ServiceAccountKeyPem service_account;
+  bool created_service_account_key = false;
   bool created_ca = false;         // first start
   bool reissued_serving = false;   // SANs changed or expiry near
 };

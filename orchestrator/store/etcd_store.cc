@@ -53,6 +53,7 @@ class EtcdWatchHandle : public WatchHandle {
   explicit EtcdWatchHandle(std::shared_ptr<EtcdWatch> watch) : watch_(std::move(watch)) {}
   ~EtcdWatchHandle() override { Cancel(); }
   void Cancel() override { watch_->Cancel(); }
+  bool RequestProgress() override { return watch_->RequestProgressNow(); }
 
  private:
   std::shared_ptr<EtcdWatch> watch_;

@@ -162,6 +162,18 @@ void EtcdWatch::MaybeRequestProgress(std::chrono::steady_clock::time_point now) 
   Write(std::move(progress));
 }
 
+bool EtcdWatch::RequestProgressNow() {
+  std::lock_guard lock(mu_);
+  if (done_ || cancelled_ || !created_) return false;
+  // One request in flight is enough: its answer carries the newest revision.
+  if (write_in_flight_) return true;
+  last_delivery_ = std::chrono::steady_clock::now();
+  etcdserverpb::WatchRequest progress;
+  progress.mutable_progress_request();
+  Write(std::move(progress));
+  return true;
+}
+
 bool EtcdWatch::finished() {
   std::lock_guard lock(mu_);
   return done_;

@@ -27,6 +27,8 @@ class EtcdWatch : public grpc::ClientBidiReactor<etcdserverpb::WatchRequest,
   void Cancel();
   // Asks etcd for a progress notification when none was delivered recently.
   void MaybeRequestProgress(std::chrono::steady_clock::time_point now);
+  // Asks etcd for a progress notification now (false once the watch ended).
+  bool RequestProgressNow();
   bool finished();
   // The highest compaction revision etcd reported on this stream.
   int64_t compact_revision();

@@ -188,6 +188,10 @@ class WatchHandle {
  public:
   virtual ~WatchHandle() = default;
   virtual void Cancel() = 0;
+  // Asks the backend to send a progress notification (an empty batch with
+  // its current revision) soon, as etcd's progress request does; returns
+  // false when the backend cannot do that on demand.
+  virtual bool RequestProgress() { return false; }
 };
 
 // --- leases --------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "orchestrator/store/embedded_store.h"
 #include "orchestrator/store/etcd_store.h"
+#include "orchestrator/store/watch_cache.h"
 
 namespace kelpie::store {
 
@@ -35,9 +36,16 @@ void AddStoreFlags(CLI::App& app, StoreOptions& options) {
          "(each keeps one interval of history for watches to resume from; 0 disables; "
          "default 300)")
       ->check(CLI::NonNegativeNumber);
+  app.add_option("--watch-cache", options.watch_cache,
+                 "Serve lists and watches from memory, fed by one store watch per resource: "
+                 "'auto' (default: with --store=etcd), 'true' or 'false'")
+      ->check(CLI::IsMember({"auto", "true", "false"}))
+      ->capture_default_str();
 }
 
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
+namespace {
+
+absl::StatusOr<std::unique_ptr<Store>> OpenBackend(const StoreOptions& options) {
   if (options.backend == "embedded") {
     EmbeddedStoreOptions embedded;
     embedded.data_dir = options.data_dir;
@@ -61,6 +69,20 @@ absl::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   }
   return absl::InvalidArgumentError(
       absl::StrCat("--store: unknown backend \"", options.backend, "\" (embedded or etcd)"));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
+  if (options.watch_cache != "auto" && options.watch_cache != "true" && options.watch_cache != "false") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--watch-cache: \"", options.watch_cache, "\" is not one of auto, true, false"));
+  }
+  auto backend = OpenBackend(options);
+  if (!backend.ok()) return backend.status();
+  bool cached = options.watch_cache == "true" || (options.watch_cache == "auto" && options.backend == "etcd");
+  if (!cached) return backend;
+  return std::unique_ptr<Store>(std::make_unique<WatchCachedStore>(std::move(*backend)));
 }
 
 }  // namespace kelpie::store

@@ -26,6 +26,9 @@ struct StoreOptions {
   std::string etcd_key_file;
   // Embedded: automatic compaction period (0 disables).
   std::chrono::seconds compaction_interval{std::chrono::minutes(5)};
+  // "auto" (in front of etcd only: the embedded store is in memory
+  // already), "true" or "false".
+  std::string watch_cache = "auto";
 };
 
 // Registers --store, --etcd-endpoints, --etcd-cafile, --etcd-certfile,

@@ -20,6 +20,17 @@ absl::StatusOr<std::unique_ptr<KelpieServer>> KelpieServer::Start(const std::str
   s->port_ = port;
   std::vector<std::string> argv = {KelpieBinary(), "server", "--data-dir", data_dir, "--secure-port",
                                    std::to_string(port), "--bind-address", "127.0.0.1"};
+  // Tests see only the nodes they create unless they ask for the server's
+  // own node.
+  // The same for service routing, which attaches to the host's cgroup root
+  // unless told otherwise.
+  bool node_flag = false, routing_flag = false;
+  for (const auto& a : extra_args) {
+    node_flag = node_flag || a.rfind("--register-node", 0) == 0;
+    routing_flag = routing_flag || a.rfind("--service-routing", 0) == 0;
+  }
+  if (!node_flag) argv.push_back("--register-node=false");
+  if (!routing_flag) argv.push_back("--service-routing=false");
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ChildProcess::Options o;
   o.stdout_path = log_file;

@@ -16,7 +16,8 @@ namespace kelpie::testing {
 class KelpieServer {
  public:
   // Starts `kelpie server --data-dir <data_dir>` on 127.0.0.1:<port> with
-  // `extra_args`, and waits until it is ready.
+  // `extra_args`, and waits until it is ready. The server registers no node
+  // of its own unless `extra_args` has --register-node=true.
   static absl::StatusOr<std::unique_ptr<KelpieServer>> Start(const std::string& data_dir, int port,
                                                              const std::string& log_file,
                                                              std::vector<std::string> extra_args = {});

@@ -231,5 +231,35 @@ TEST_F(SubresourcesTest, BoundPodsAreDeletedGracefully) {
   EXPECT_EQ(code, 400);
 }
 
+TEST_F(SubresourcesTest, EvictionDeletesGracefullyAsKubectlDrainAsks) {
+  CreatePod("evict-me", "node-a");
+  int code = 0;
+  json status = RequestJson("POST", "/api/v1/namespaces/default/pods/evict-me/eviction",
+                            R"({"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"evict-me"},
+                                "deleteOptions":{"gracePeriodSeconds":7}})",
+                            "application/json", &code);
+  EXPECT_EQ(code, 201) << status.dump();
+  EXPECT_EQ(status.value("status", ""), "Success");
+  json pod = RequestJson("GET", "/api/v1/namespaces/default/pods/evict-me");
+  EXPECT_EQ(pod["metadata"].value("deletionGracePeriodSeconds", -1), 7) << pod.dump();
+
+  RequestJson("POST", "/api/v1/namespaces/default/pods/missing/eviction",
+              R"({"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"missing"}})", "application/json",
+              &code);
+  EXPECT_EQ(code, 404);
+
+  // kubectl drain evicts what runs on a node (it cordons the Node first).
+  json node = {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", {{"name", "node-b"}}}};
+  ASSERT_EQ(Request("POST", "/api/v1/nodes", node.dump()).status, 201);
+  CreatePod("drained", "node-b");
+  auto r = Kubectl({"drain", "node-b", "--force", "--grace-period=0", "--timeout=30s"});
+  EXPECT_EQ(r.exit_code, 0) << r.stdout_text << r.stderr_text;
+  EXPECT_NE(r.stdout_text.find("evicted"), std::string::npos) << r.stdout_text;
+  RequestJson("GET", "/api/v1/namespaces/default/pods/drained", "", "application/json", &code);
+  EXPECT_EQ(code, 404);
+  json cordoned = RequestJson("GET", "/api/v1/nodes/node-b");
+  EXPECT_TRUE(cordoned["spec"].value("unschedulable", false)) << cordoned.dump();
+}
+
 }  // namespace
 }  // namespace kelpie

@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -31,7 +33,8 @@ class KelpieServerTest : public ::testing::Test {
   }
 
   void StartServer() {
-    auto server = testing::KelpieServer::Start(dir_.File("data"), port_, dir_.File("server.log"));
+    auto server =
+        testing::KelpieServer::Start(dir_.File("data"), port_, dir_.File("server.log"), {"--register-node=true"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
   }
@@ -175,7 +178,9 @@ TEST_F(KelpieServerTest, AgentTracksServerReadinessAndStopsOnSigterm) {
   ChildProcess::Options o;
   o.stdout_path = dir_.File("agent.log");
   auto agent = ChildProcess::Start({testing::KelpieBinary(), "agent", "--kubeconfig", kubeconfig_,
-                                    "--health-interval-seconds", "1"},
+                                    "--health-interval-seconds", "1", "--data-dir", dir_.File("agent"),
+                                    "--node-name", "agent-node", "--node-labels", "zone=a,team=blue",
+                                    "--node-lease-duration-seconds", "8", "--service-routing=false"},
                                    o);
   ASSERT_TRUE(agent.ok()) << agent.status();
   std::string log;
@@ -184,6 +189,34 @@ TEST_F(KelpieServerTest, AgentTracksServerReadinessAndStopsOnSigterm) {
     log = ReadFileToString(dir_.File("agent.log")).value_or("");
   }
   EXPECT_NE(log.find("is ready"), std::string::npos) << log;
+
+  // The agent registered its node, Ready with its labels, and keeps a Lease.
+  auto client = server_->AdminClient();
+  ASSERT_TRUE(client.ok());
+  nlohmann::json node, lease;
+  for (int i = 0; i < 200; ++i) {
+    auto n = (*client)->Do({"GET", "/api/v1/nodes/agent-node", {}, ""});
+    auto l = (*client)->Do({"GET", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/agent-node", {}, ""});
+    if (n.ok() && n->status == 200 && l.ok() && l->status == 200) {
+      node = nlohmann::json::parse(n->body);
+      lease = nlohmann::json::parse(l->body);
+      break;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(node.is_object()) << log;
+  EXPECT_EQ(node["metadata"]["labels"].value("zone", ""), "a");
+  EXPECT_EQ(node["metadata"]["labels"].value("kubernetes.io/hostname", ""), "agent-node");
+  bool ready = false;
+  for (const auto& c : node["status"]["conditions"]) ready = ready || (c["type"] == "Ready" && c["status"] == "True");
+  EXPECT_TRUE(ready) << node.dump();
+  EXPECT_NE(node["status"]["capacity"].value("cpu", ""), "");
+  EXPECT_EQ(lease["spec"].value("holderIdentity", ""), "agent-node");
+  EXPECT_EQ(lease["spec"].value("leaseDurationSeconds", 0), 8);
+  // The server's own node is registered too.
+  auto r = server_->Kubectl({"get", "nodes", "-o", "name"});
+  EXPECT_NE(r.stdout_text.find("node/agent-node"), std::string::npos) << r.stdout_text;
+  EXPECT_GE(std::count(r.stdout_text.begin(), r.stdout_text.end(), '\n'), 2) << r.stdout_text;
   // The server going away is noticed and reported.
   server_->process().Signal(SIGTERM);
   ASSERT_TRUE(server_->process().Wait(30s).has_value());

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <string>
 
+#include "kelpie/detect_abi.h"
 #include "kelpie/probe_abi.h"
 
 namespace kelpie {
@@ -47,6 +48,42 @@ TEST(BpfAbiTest, ProbeEventMatchesBtf) {
   KELPIE_CHECK_MEMBER(syscall_nr);
   KELPIE_CHECK_MEMBER(comm);
 #undef KELPIE_CHECK_MEMBER
+}
+
+// Both detection objects embed the same ABI; each must agree with C++.
+void CheckDetectAbi(const char* object) {
+  std::unique_ptr<struct btf, BtfDeleter> btf(btf__parse_elf(object, nullptr));
+  ASSERT_NE(btf, nullptr) << "cannot read BTF of " << object;
+  const struct btf_type* t = FindStruct(btf.get(), "kelpie_detect_event");
+  ASSERT_NE(t, nullptr) << "struct kelpie_detect_event is not in " << object;
+  EXPECT_EQ(t->size, sizeof(kelpie_detect_event));
+  EXPECT_EQ(btf_vlen(t), 18);
+#define KELPIE_CHECK_MEMBER(type, field) \
+  EXPECT_EQ(MemberOffset(btf.get(), t, #field), static_cast<long>(offsetof(type, field))) << #field
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, kind);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, ppid);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, cgroup_id);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, arg0);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, ret);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, args_len);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, killed);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, tty);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, comm);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, path);
+  KELPIE_CHECK_MEMBER(kelpie_detect_event, args);
+  const struct btf_type* p = FindStruct(btf.get(), "kelpie_detect_process");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->size, sizeof(kelpie_detect_process));
+  t = p;
+  KELPIE_CHECK_MEMBER(kelpie_detect_process, cgroup_id);
+  KELPIE_CHECK_MEMBER(kelpie_detect_process, ppid);
+  KELPIE_CHECK_MEMBER(kelpie_detect_process, exe);
+#undef KELPIE_CHECK_MEMBER
+}
+
+TEST(BpfAbiTest, DetectEventMatchesBtf) {
+  CheckDetectAbi(KELPIE_BPF_OBJECT_PROCESS);
+  CheckDetectAbi(KELPIE_BPF_OBJECT_SYSCALLS);
 }
 
 }  // namespace

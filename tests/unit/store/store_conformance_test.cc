@@ -9,9 +9,11 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "orchestrator/store/embedded_store.h"
 #include "orchestrator/store/etcd_store.h"
+#include "orchestrator/store/watch_cache.h"
 #include "tests/testing/test_env.h"
 #include "tests/unit/store/etcd_process.h"
 
@@ -96,7 +98,9 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
     std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::replace(name.begin(), name.end(), '/', '_');
     prefix_ = absl::StrCat("/conformance/", name, "/");
-    if (GetParam() == "embedded") {
+    bool cached = absl::StartsWith(GetParam(), "cached_");
+    std::string backend = cached ? GetParam().substr(7) : GetParam();
+    if (backend == "embedded") {
       EmbeddedStoreOptions options;
       options.data_dir = dir_.File("store");
       options.compaction_interval = 0ms;
@@ -110,6 +114,13 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
       auto store = EtcdStore::Open(options);
       ASSERT_TRUE(store.ok()) << store.status();
       store_ = std::move(*store);
+    }
+    if (cached) {
+      // The watch cache in front of the backend must not change what any
+      // test observes.
+      WatchCacheOptions options;
+      options.history_events = 100;
+      store_ = std::make_unique<WatchCachedStore>(std::move(store_), options);
     }
   }
 
@@ -483,7 +494,7 @@ TEST_P(StoreConformanceTest, RequestsOverOneAndAHalfMebibytesAreRefused) {
   EXPECT_EQ(store_->Get(Key("fits"))->value_view().size(), 1400u * 1024);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::Values("embedded", "etcd"),
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::Values("embedded", "etcd", "cached_embedded", "cached_etcd"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace
