@@ -18,7 +18,7 @@ struct kelpie_flow_key {
   __u16 local_port;
   __u16 remote_port;
   __u8 protocol; /* IPPROTO_TCP / IPPROTO_UDP */
-  __u8 pad[7];
+  __u8 pad[3]; /* explicit: a hash key must have no implicit padding */
 };
 
 enum kelpie_flow_verdict {
