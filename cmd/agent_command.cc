@@ -22,6 +22,7 @@
 #include "control/service_proxy/service_cidr_route.h"
 #include "control/service_proxy/service_routing.h"
 #include "orchestrator/kubelet/kubelet.h"
+#include "exporters/observability/network_observability_flags.h"
 
 namespace kelpie::cmd {
 namespace {
@@ -34,6 +35,7 @@ struct AgentFlags {
   kubelet::KubeletOptions kubelet;
   service_proxy::ServiceRoutingOptions service_routing;
   std::string service_cidr = "10.43.0.0/16";
+  observability::NetworkObservabilityFlags observability;
   log::Flags log;
 };
 
@@ -94,6 +96,19 @@ int RunAgent(const AgentFlags& f) {
     routing = std::move(*started);
   }
 
+  // --- network observability (flows, TCP health, /metrics, /v1/flows) ------
+  auto observability =
+      observability::StartFromFlags(f.observability, (*node)->node_name(), f.data_dir,
+                                    client::ClientOptionsFromKubeconfig(*kc));
+  if (!observability.ok()) {
+    spdlog::error("network observability: {} (--network-observability=false runs without it)",
+                  observability.status().message());
+    if (routing) routing->Stop();
+    (*node)->Stop();
+    return 1;
+  }
+  // --- end of network observability -----------------------------------------
+
   std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;
@@ -126,6 +141,7 @@ int RunAgent(const AgentFlags& f) {
   }
   cv.notify_all();
   health.join();
+  if (*observability) (*observability)->Stop();
   if (routing) routing->Stop();
   (*node)->Stop();
   spdlog::info("stopped");
@@ -157,6 +173,7 @@ CommandRunner RegisterAgentCommand(CLI::App& root) {
                   "The cluster's Service range (routed locally so unknown service addresses fail on the node)")
       ->capture_default_str();
   service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
+  observability::AddNetworkObservabilityFlags(*app, f->observability);
   log::AddFlags(*app, f->log);
   return [f] { return RunAgent(*f); };
 }

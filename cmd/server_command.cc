@@ -17,6 +17,7 @@
 #include <fmt/ranges.h>
 #include "common/net/ip_cidr.h"
 #include "common/signals.h"
+#include "exporters/observability/network_observability_flags.h"
 #include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/api_server.h"
 #include "orchestrator/apiserver/api_server_config.h"
@@ -47,6 +48,7 @@ struct ServerFlags {
   std::string service_node_port_range = "30000-32767";
   std::string write_kubeconfig;  // default: <data-dir>/kubeconfig.yaml
   std::string write_kubeconfig_mode = "0600";
+  observability::NetworkObservabilityFlags observability;
   log::Flags log;
   int shutdown_grace_seconds = 15;
   store::StoreOptions store;
@@ -253,6 +255,18 @@ int RunServer(const ServerFlags& f) {
     routing = std::move(*started);
   }
   api.AddMetricsRegistry(metrics);
+  // --- network observability (flows, TCP health, /metrics, /v1/flows) ------
+  auto observability = observability::StartFromFlags(f.observability, local_node->node_name(), f.data_dir,
+                                                     client::ClientOptionsFromKubeconfig(kc));
+  if (!observability.ok()) {
+    spdlog::error("network observability: {} (--network-observability=false runs without it)",
+                  observability.status().message());
+    if (routing) routing->Stop();
+    local_node->Stop();
+    api.Shutdown(std::chrono::milliseconds(0));
+    return 1;
+  }
+  // --- end of network observability -----------------------------------------
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
                kubeconfig_path);
@@ -260,6 +274,7 @@ int RunServer(const ServerFlags& f) {
   int sig = WaitForTerminationSignal();
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
+  if (*observability) (*observability)->Stop();
   if (routing) routing->Stop();
   local_node->Stop();
   api.Shutdown(std::chrono::seconds(f.shutdown_grace_seconds));
@@ -319,6 +334,7 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   apiserver::AddApiServerFlags(*app, f->api);
   kubelet::AddKubeletFlags(*app, f->kubelet);
   service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
+  observability::AddNetworkObservabilityFlags(*app, f->observability);
   log::AddFlags(*app, f->log);
   return [f] { return RunServer(*f); };
 }

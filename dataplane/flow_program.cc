@@ -83,8 +83,12 @@ absl::Status FlowProgram::AttachCgroup(const std::string& path) {
     impl_->cgroup_links.push_back(link);
   }
   close(fd);  // the links hold the cgroup
+  return WatchCgroupId(*id);
+}
+
+absl::Status FlowProgram::WatchCgroupId(uint64_t cgroup_id) {
   __u8 one = 1;
-  if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.watched_cgroups), &*id, &one, BPF_ANY) != 0) {
+  if (bpf_map_update_elem(bpf_map__fd(impl_->skel->maps.watched_cgroups), &cgroup_id, &one, BPF_ANY) != 0) {
     return absl::ErrnoToStatus(errno, "adding the cgroup to watched_cgroups");
   }
   return absl::OkStatus();

@@ -42,6 +42,10 @@ class FlowProgram final : public FlowStatsReader {
   // attributing its sockets' drops. Detached when this object goes away.
   absl::Status AttachCgroup(const std::string& path);
 
+  // Attributes drops of sockets in this cgroup too (cgroups below an
+  // attached folder, e.g. a pod's container folders, have ids of their own).
+  absl::Status WatchCgroupId(uint64_t cgroup_id);
+
   int events_fd() const;  // the ring buffer of kelpie_flow_event
   int flows_fd() const;   // the LRU hash of kelpie_flow_key -> kelpie_flow_stats
 

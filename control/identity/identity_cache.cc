@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
@@ -167,10 +168,10 @@ void IdentityCache::DeletePod(const std::string& namespace_name, const std::stri
   std::string key = Key(namespace_name, name);
   auto it = pods_.find(key);
   if (it != pods_.end()) {
-    auto cg = cgroup_by_uid_.find(it->second.uid);
-    if (cg != cgroup_by_uid_.end()) {
-      uid_by_cgroup_.erase(cg->second);
-      cgroup_by_uid_.erase(cg);
+    auto cg = cgroups_by_uid_.find(it->second.uid);
+    if (cg != cgroups_by_uid_.end()) {
+      for (uint64_t id : cg->second) uid_by_cgroup_.erase(id);
+      cgroups_by_uid_.erase(cg);
     }
   }
   RemovePodLocked(key);
@@ -204,10 +205,19 @@ void IdentityCache::DeleteService(const std::string& namespace_name, const std::
 
 void IdentityCache::SetPodCgroup(const std::string& pod_uid, uint64_t cgroup_id) {
   std::unique_lock lock(mu_);
-  auto old = cgroup_by_uid_.find(pod_uid);
-  if (old != cgroup_by_uid_.end()) uid_by_cgroup_.erase(old->second);
-  cgroup_by_uid_[pod_uid] = cgroup_id;
-  uid_by_cgroup_[cgroup_id] = pod_uid;
+  auto [it, added] = uid_by_cgroup_.emplace(cgroup_id, pod_uid);
+  if (!added) {
+    if (it->second == pod_uid) return;
+    auto& old = cgroups_by_uid_[it->second];
+    old.erase(std::remove(old.begin(), old.end(), cgroup_id), old.end());
+    it->second = pod_uid;
+  }
+  cgroups_by_uid_[pod_uid].push_back(cgroup_id);
+}
+
+bool IdentityCache::HasCgroup(uint64_t cgroup_id) const {
+  std::shared_lock lock(mu_);
+  return uid_by_cgroup_.count(cgroup_id) != 0;
 }
 
 void IdentityCache::SetHostAddresses(const std::vector<std::string>& ips, const std::string& node_name) {

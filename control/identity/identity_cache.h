@@ -81,9 +81,10 @@ class IdentityCache final : public IdentityLookup {
   void DeletePod(const std::string& namespace_name, const std::string& name);
   void UpsertService(const ServiceRecord& service);
   void DeleteService(const std::string& namespace_name, const std::string& name);
-  // A pod's cgroup (the kubelet's per-pod cgroup v2 folder) by pod uid; the
-  // binding survives pod updates and goes with the pod.
+  // A cgroup of a pod (its per-pod cgroup v2 folder or a container folder
+  // below it) by pod uid; bindings survive pod updates and go with the pod.
   void SetPodCgroup(const std::string& pod_uid, uint64_t cgroup_id);
+  bool HasCgroup(uint64_t cgroup_id) const;
   // Addresses of this node (host-network traffic is "host", not world).
   void SetHostAddresses(const std::vector<std::string>& ips, const std::string& node_name);
 
@@ -101,7 +102,7 @@ class IdentityCache final : public IdentityLookup {
   std::unordered_map<std::string, PodRecord> pods_;         // "ns/name"
   std::unordered_map<uint32_t, std::string> pod_by_ip_;     // -> "ns/name"
   std::unordered_map<std::string, std::string> pod_by_uid_; // -> "ns/name"
-  std::unordered_map<std::string, uint64_t> cgroup_by_uid_;
+  std::unordered_map<std::string, std::vector<uint64_t>> cgroups_by_uid_;
   std::unordered_map<uint64_t, std::string> uid_by_cgroup_;
   std::unordered_map<std::string, std::vector<uint32_t>> service_ips_;  // "ns/name"
   std::unordered_map<uint32_t, std::string> service_by_ip_;

@@ -23,17 +23,20 @@ bool NameMatches(const std::string& pattern, const std::string& ns, const std::s
   return want == name;
 }
 
+bool PodIn(const std::vector<std::string>& patterns, const FlowEnd& end) {
+  const identity::Endpoint& e = end.endpoint;
+  return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) {
+    return e.kind == identity::EndpointKind::kPod && NameMatches(p, e.namespace_name, e.pod_name);
+  });
+}
+
 bool EndMatches(const FlowFilter& f, const FlowEnd& end, const std::string& service) {
   const identity::Endpoint& e = end.endpoint;
   if (!f.namespaces.empty() &&
       std::find(f.namespaces.begin(), f.namespaces.end(), e.namespace_name) == f.namespaces.end()) {
     return false;
   }
-  if (!f.pods.empty() && std::none_of(f.pods.begin(), f.pods.end(), [&](const std::string& p) {
-        return e.kind == identity::EndpointKind::kPod && NameMatches(p, e.namespace_name, e.pod_name);
-      })) {
-    return false;
-  }
+  if (!f.pods.empty() && !PodIn(f.pods, end)) return false;
   for (const auto& [k, v] : f.labels) {
     auto it = e.labels.find(k);
     if (it == e.labels.end() || it->second != v) return false;
@@ -54,7 +57,7 @@ bool EndMatches(const FlowFilter& f, const FlowEnd& end, const std::string& serv
 }  // namespace
 
 bool FlowFilter::empty() const {
-  return namespaces.empty() && pods.empty() && labels.empty() && services.empty() && verdicts.empty() &&
+  return namespaces.empty() && pods.empty() && source_pods.empty() && destination_pods.empty() && labels.empty() && services.empty() && verdicts.empty() &&
          protocols.empty() && ports.empty() && drop_reasons.empty();
 }
 
@@ -69,11 +72,10 @@ bool FlowFilter::Matches(const Flow& flow) const {
       std::find(drop_reasons.begin(), drop_reasons.end(), flow.drop_reason) == drop_reasons.end()) {
     return false;
   }
+  if (!source_pods.empty() && !PodIn(source_pods, flow.source)) return false;
+  if (!destination_pods.empty() && !PodIn(destination_pods, flow.destination)) return false;
   // The service belongs to the destination end.
-  bool source = side != Side::kDestination && EndMatches(*this, flow.source, "");
-  bool destination = side != Side::kSource && EndMatches(*this, flow.destination, flow.destination_service);
-  if (!services.empty() && side == Side::kSource) return false;
-  return source || destination;
+  return EndMatches(*this, flow.source, "") || EndMatches(*this, flow.destination, flow.destination_service);
 }
 
 bool PassesFilters(const Flow& flow, const std::vector<FlowFilter>& allow, const std::vector<FlowFilter>& deny) {

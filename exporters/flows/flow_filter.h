@@ -1,6 +1,7 @@
 // Flow filters in the style of Hubble's FlowFilter: the fields of one filter
-// are ANDed, a list of filters is ORed; pod, namespace, label, service and
-// port match either end unless the filter names a direction.
+// are ANDed, a list of filters is ORed; namespace, pod, label, service and
+// port match when one end has them all; source_pods and destination_pods
+// name a direction.
 #pragma once
 
 #include <map>
@@ -12,13 +13,12 @@
 
 namespace kelpie::flows {
 
-enum class Side { kEither, kSource, kDestination };
-
 struct FlowFilter {
-  Side side = Side::kEither;
   std::vector<std::string> namespaces;
   // "namespace/name" or "name" (any namespace); a trailing '*' matches a prefix.
   std::vector<std::string> pods;
+  std::vector<std::string> source_pods;
+  std::vector<std::string> destination_pods;
   std::map<std::string, std::string> labels;  // all must be present
   std::vector<std::string> services;          // "namespace/name" or "name"
   std::vector<Verdict> verdicts;

@@ -116,7 +116,7 @@ TEST_F(FlowsTest, FiltersAndWithinOrAcrossAndDeny) {
   EXPECT_FALSE(pod.Matches(dropped));
   FlowFilter prefix{.pods = {"web-*"}};
   EXPECT_TRUE(prefix.Matches(to_web));
-  FlowFilter from_web{.side = Side::kSource, .pods = {"web-1"}};
+  FlowFilter from_web{.source_pods = {"web-1"}};
   EXPECT_FALSE(from_web.Matches(to_web));
   FlowFilter dropped_in_shop{.namespaces = {"shop"}, .verdicts = {Verdict::kDropped}};
   EXPECT_FALSE(dropped_in_shop.Matches(to_web));

@@ -53,8 +53,12 @@ TEST(IdentityCacheTest, CgroupBindsToPodUid) {
   cache.SetPodCgroup("uid-web-1", 77);
   ASSERT_TRUE(cache.ByCgroup(77).has_value());
   EXPECT_EQ(cache.ByCgroup(77)->pod_name, "web-1");
+  cache.SetPodCgroup("uid-web-1", 78);  // a container's folder below the pod's
+  EXPECT_EQ(cache.ByCgroup(78)->pod_name, "web-1");
+  EXPECT_TRUE(cache.HasCgroup(78));
   cache.DeletePod("shop", "web-1");
   EXPECT_FALSE(cache.ByCgroup(77).has_value());
+  EXPECT_FALSE(cache.HasCgroup(78));
 }
 
 TEST(IdentityCacheTest, ServicesByClusterIpAndBySelector) {
