@@ -248,6 +248,15 @@ int flow_ingress(struct __sk_buff* skb) {
  * count it on its flow and report the first drop of the flow. */
 SEC("raw_tp/kfree_skb")
 int BPF_PROG(flow_skb_dropped, struct sk_buff* skb, void* location, enum skb_drop_reason reason) {
+  /* A socket's queues purged when it closes are not packets the network
+   * lost (CO-RE: the enum's values differ between kernels). */
+  if ((bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE) &&
+       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE)) ||
+      (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_CONSUMED) &&
+       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_CONSUMED))) {
+    count_skip(KELPIE_FLOW_SKIP_NOT_NETWORK_DROP);
+    return 0;
+  }
   struct sock* sk = BPF_CORE_READ(skb, sk);
   if (!sk) return 0;
   __u64 cgroup_id = kelpie_sock_cgroup_id(sk);

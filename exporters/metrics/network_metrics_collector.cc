@@ -107,7 +107,8 @@ void NetworkMetricsCollector::CollectFlows(std::vector<MetricFamily>& out) const
       {KELPIE_FLOW_SKIP_NOT_IPV4, "not_ipv4"},         {KELPIE_FLOW_SKIP_SHORT_PACKET, "short_packet"},
       {KELPIE_FLOW_SKIP_OTHER_PROTOCOL, "other_protocol"}, {KELPIE_FLOW_SKIP_FRAGMENT, "fragment"},
       {KELPIE_FLOW_SKIP_MAP_FULL, "flow_table_full"},   {KELPIE_FLOW_SKIP_RINGBUF_FULL, "ring_buffer_full"},
-      {KELPIE_FLOW_SKIP_DROP_UNWATCHED, "drop_of_unwatched_socket"}};
+      {KELPIE_FLOW_SKIP_DROP_UNWATCHED, "drop_of_unwatched_socket"},
+      {KELPIE_FLOW_SKIP_NOT_NETWORK_DROP, "not_a_network_drop"}};
   MetricFamily skips = Family("kelpie_flow_skips_total",
                               "Packets or events the flow programs skipped or lost, by reason (ring_buffer_full: "
                               "flow events lost because user space fell behind)",

@@ -88,7 +88,8 @@ enum kelpie_flow_skip_reason {
   KELPIE_FLOW_SKIP_MAP_FULL = 4,
   KELPIE_FLOW_SKIP_RINGBUF_FULL = 5,
   KELPIE_FLOW_SKIP_DROP_UNWATCHED = 6, /* freed packet of an unwatched socket */
-  KELPIE_FLOW_SKIP_MAX = 7,
+  KELPIE_FLOW_SKIP_NOT_NETWORK_DROP = 7, /* queue purged at close, consumed */
+  KELPIE_FLOW_SKIP_MAX = 8,
 };
 
 /* ----------------------------------------------------------- TCP health */
