@@ -18,6 +18,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Long connections get an UPDATE event at most this often. */
 const volatile __u64 report_interval_ns = 10ULL * 1000 * 1000 * 1000;
+/* User space is woken only once this much is waiting (it also drains the
+ * ring on its poll timeout): one wakeup per event would cost a context
+ * switch per connection. */
+const volatile __u64 wakeup_bytes = 64 * 1024;
 
 #define KELPIE_ETH_P_IP 0x0800
 #define KELPIE_TCP_FIN 0x01
@@ -91,7 +95,8 @@ static __always_inline void emit(const struct kelpie_flow_key* key, const struct
   e->timestamp_ns = now;
   e->type = type;
   e->verdict = verdict;
-  bpf_ringbuf_submit(e, 0);
+  __u64 waiting = bpf_ringbuf_query(&flow_events, BPF_RB_AVAIL_DATA);
+  bpf_ringbuf_submit(e, waiting >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* Parsed L3/L4 header fields of one IPv4 packet. */

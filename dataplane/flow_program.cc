@@ -51,6 +51,7 @@ absl::StatusOr<std::unique_ptr<FlowProgram>> FlowProgram::Start(const FlowProgra
   auto skel = BpfSkeleton<struct flow>::Open(KELPIE_SKELETON_OPS(flow));
   if (!skel.ok()) return skel.status();
   (*skel)->rodata->report_interval_ns = options.report_interval_ns;
+  (*skel)->rodata->wakeup_bytes = options.wakeup_bytes;
   ClearLibbpfMessages();
   if (int err = bpf_map__set_max_entries((*skel)->maps.flow_events, options.ring_buffer_bytes); err != 0) {
     return LibbpfError("sizing the flow ring buffer", err);

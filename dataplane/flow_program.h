@@ -31,6 +31,9 @@ struct FlowProgramOptions {
   uint32_t ring_buffer_bytes = 1 << 20;  // power of two, >= page size
   uint64_t report_interval_ns = 10ULL * 1000 * 1000 * 1000;
   uint32_t max_flows = 65536;
+  // Readers are woken once this many bytes of events wait; a reader polling
+  // with a timeout drains the rest (RingBufferSource does).
+  uint64_t wakeup_bytes = 64 * 1024;
 };
 
 class FlowProgram final : public FlowStatsReader {
