@@ -26,6 +26,7 @@
 #include "orchestrator/kubelet/node_bootstrap.h"
 #include "orchestrator/kubelet/node_facts.h"
 #include "orchestrator/kubelet/server/kubelet_api.h"
+#include "exporters/observability/network_observability_flags.h"
 
 namespace kelpie::cmd {
 namespace {
@@ -41,6 +42,7 @@ struct AgentFlags {
   service_proxy::ServiceRoutingOptions service_routing;
   dns::NodeDnsOptions dns;
   std::string service_cidr = "10.43.0.0/16";
+  observability::NetworkObservabilityFlags observability;
   log::Flags log;
 };
 
@@ -200,6 +202,20 @@ int RunAgent(const AgentFlags& f) {
     cluster_dns = std::move(*started);
   }
 
+  // --- network observability (flows, TCP health, /metrics, /v1/flows) ------
+  auto observability =
+      observability::StartFromFlags(f.observability, (*node)->node_name(), f.data_dir,
+                                    client::ClientOptionsFromKubeconfig(*kc));
+  if (!observability.ok()) {
+    spdlog::error("network observability: {} (--network-observability=false runs without it)",
+                  observability.status().message());
+    if (cluster_dns) cluster_dns->Stop();
+    if (routing) routing->Stop();
+    (*node)->Stop();
+    return 1;
+  }
+  // --- end of network observability -----------------------------------------
+
   std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;
@@ -233,6 +249,7 @@ int RunAgent(const AgentFlags& f) {
   cv.notify_all();
   health.join();
   if (cluster_dns) cluster_dns->Stop();
+  if (*observability) (*observability)->Stop();
   if (routing) routing->Stop();
   (*node)->Stop();
   if (kubelet_api) kubelet_api->Stop();
@@ -271,6 +288,7 @@ CommandRunner RegisterAgentCommand(CLI::App& root) {
       ->capture_default_str();
   service_proxy::AddServiceRoutingFlags(*app, f->service_routing);
   dns::AddNodeDnsFlags(*app, f->dns);
+  observability::AddNetworkObservabilityFlags(*app, f->observability);
   log::AddFlags(*app, f->log);
   return [f] { return RunAgent(*f); };
 }

@@ -20,5 +20,6 @@ CommandRunner RegisterDetectCommand(CLI::App& root);
 CommandRunner RegisterImageCommand(CLI::App& root);
 CommandRunner RegisterVersionCommand(CLI::App& root);
 CommandRunner RegisterRuntimeShimCommand(CLI::App& root);
+CommandRunner RegisterObserveCommand(CLI::App& root);
 
 }  // namespace kelpie::cmd

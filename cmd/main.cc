@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add(kelpie::cmd::RegisterImageCommand);
   add(kelpie::cmd::RegisterVersionCommand);
   add(kelpie::cmd::RegisterRuntimeShimCommand);
+  add(kelpie::cmd::RegisterObserveCommand);
 
   try {
     root.parse(argc, argv);

@@ -19,6 +19,7 @@
 #include <fmt/ranges.h>
 #include "common/net/ip_cidr.h"
 #include "common/signals.h"
+#include "exporters/observability/network_observability_flags.h"
 #include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/api_server.h"
 #include "orchestrator/apiserver/api_server_config.h"
@@ -61,6 +62,7 @@ struct ServerFlags {
   std::string write_kubeconfig;  // default: <data-dir>/kubeconfig.yaml
   std::string write_kubeconfig_mode = "0600";
   std::string token;  // join secret; default: random, kept in <data-dir>/token
+  observability::NetworkObservabilityFlags observability;
   log::Flags log;
   int shutdown_grace_seconds = 15;
   store::StoreOptions store;
@@ -423,6 +425,21 @@ int RunServer(const ServerFlags& f) {
   }
   // --- end of scheduler -------------------------------------------------------
 
+  // --- network observability (flows, TCP health, /metrics, /v1/flows) ------
+  auto observability = observability::StartFromFlags(f.observability, local_node->node_name(), f.data_dir,
+                                                     client::ClientOptionsFromKubeconfig(kc));
+  if (!observability.ok()) {
+    spdlog::error("network observability: {} (--network-observability=false runs without it)",
+                  observability.status().message());
+    if (pod_scheduler) pod_scheduler->Stop();
+    if (controller_manager) controller_manager->Stop();
+    if (cluster_dns) cluster_dns->Stop();
+    if (routing) routing->Stop();
+    local_node->Stop();
+    api.Shutdown(std::chrono::milliseconds(0));
+    return 1;
+  }
+  // --- end of network observability -----------------------------------------
   spdlog::info("API server listening on https://{}:{}", f.bind_address, api.port());
   spdlog::info("admin kubeconfig written to {}; use it with: export KUBECONFIG={}", kubeconfig_path,
                kubeconfig_path);
@@ -434,6 +451,7 @@ int RunServer(const ServerFlags& f) {
   if (pod_scheduler) pod_scheduler->Stop();
   if (controller_manager) controller_manager->Stop();
   if (cluster_dns) cluster_dns->Stop();
+  if (*observability) (*observability)->Stop();
   if (routing) routing->Stop();
   local_node->Stop();
   if (kubelet_api) kubelet_api->Stop();
@@ -507,6 +525,7 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
   dns::AddNodeDnsFlags(*app, f->dns);
   controllers::AddControllerManagerFlags(*app, f->controller_manager);
   controllers::AddCoreControllerFlags(*app, f->core_controllers);
+  observability::AddNetworkObservabilityFlags(*app, f->observability);
   log::AddFlags(*app, f->log);
   return [f] { return RunServer(*f); };
 }

@@ -29,6 +29,9 @@ absl::StatusOr<int> RingBufferSource::Poll(std::chrono::milliseconds timeout) {
   int n = ring_buffer__poll(rb_, static_cast<int>(timeout.count()));
   if (n == -EINTR) return 0;
   if (n < 0) return LibbpfError("polling ring buffer", n);
+  // Producers may submit without waking readers: drain what is ready.
+  if (n == 0) n = ring_buffer__consume(rb_);
+  if (n < 0) return LibbpfError("consuming ring buffer", n);
   return n;
 }
 

@@ -23,17 +23,20 @@ absl::StatusOr<std::unique_ptr<KelpieServer>> KelpieServer::Start(const std::str
   // Tests see only the nodes they create unless they ask for the server's
   // own node.
   // The same for service routing, which attaches to the host's cgroup root
-  // unless told otherwise, and for cluster DNS, which takes the cluster DNS
+  // unless told otherwise, for network observability, and for cluster DNS, which takes the cluster DNS
   // address and port 53 on the host.
-  bool node_flag = false, routing_flag = false, dns_flag = false;
+  bool node_flag = false, routing_flag = false, dns_flag = false, observability_flag = false;
   for (const auto& a : extra_args) {
     node_flag = node_flag || a.rfind("--register-node", 0) == 0;
     routing_flag = routing_flag || a.rfind("--service-routing", 0) == 0;
     dns_flag = dns_flag || a.rfind("--dns", 0) == 0;
+    observability_flag = observability_flag || a.rfind("--network-observability", 0) == 0;
   }
   if (!node_flag) argv.push_back("--register-node=false");
   if (!routing_flag) argv.push_back("--service-routing=false");
   if (!dns_flag) argv.push_back("--dns=false");
+  // Network observability loads node-wide programs and takes a fixed port.
+  if (!observability_flag) argv.push_back("--network-observability=false");
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ChildProcess::Options o;
   o.stdout_path = log_file;

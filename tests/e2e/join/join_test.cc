@@ -43,7 +43,7 @@ class JoinTest : public ::testing::Test {
     o.stdout_path = log_file;
     auto agent = ChildProcess::Start({testing::KelpieBinary(), "agent", "--server", url_, "--token", token,
                                       "--data-dir", dir_.File(name), "--node-name", name,
-                                      "--health-interval-seconds", "1", "--service-routing=false", "--dns=false"},
+                                      "--health-interval-seconds", "1", "--service-routing=false", "--dns=false", "--network-observability=false"},
                                      o);
     EXPECT_TRUE(agent.ok()) << agent.status();
     if (!agent.ok()) return "";

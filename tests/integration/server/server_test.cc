@@ -180,7 +180,7 @@ TEST_F(KelpieServerTest, AgentTracksServerReadinessAndStopsOnSigterm) {
   auto agent = ChildProcess::Start({testing::KelpieBinary(), "agent", "--kubeconfig", kubeconfig_,
                                     "--health-interval-seconds", "1", "--data-dir", dir_.File("agent"),
                                     "--node-name", "agent-node", "--node-labels", "zone=a,team=blue",
-                                    "--node-lease-duration-seconds", "8", "--service-routing=false", "--dns=false"},
+                                    "--node-lease-duration-seconds", "8", "--service-routing=false", "--dns=false", "--network-observability=false"},
                                    o);
   ASSERT_TRUE(agent.ok()) << agent.status();
   std::string log;
