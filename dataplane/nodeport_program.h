@@ -49,19 +49,29 @@ struct NodePortEntry {
   kelpie_np_ct_value value;
 };
 
-class NodePortProgram {
+// The writes the control plane makes (a fake in unit tests).
+class NodePortMaps {
+ public:
+  virtual ~NodePortMaps() = default;
+  // Write the backends before the frontend's backend_count grows, shrink the
+  // count before deleting them.
+  virtual absl::Status UpsertFrontend(const kelpie_np_frontend_key& key, const kelpie_np_frontend_value& value) = 0;
+  virtual absl::Status DeleteFrontend(const kelpie_np_frontend_key& key) = 0;
+  virtual absl::Status UpsertBackend(uint32_t service_id, uint32_t index, const kelpie_np_backend& backend) = 0;
+  virtual absl::Status DeleteBackend(uint32_t service_id, uint32_t index) = 0;
+};
+
+class NodePortProgram : public NodePortMaps {
  public:
   static absl::StatusOr<std::unique_ptr<NodePortProgram>> Install(const NodePortOptions& options);
-  ~NodePortProgram();
+  ~NodePortProgram() override;
   NodePortProgram(const NodePortProgram&) = delete;
   NodePortProgram& operator=(const NodePortProgram&) = delete;
 
-  // Frontends and their backend lists. Write the backends before the
-  // frontend's backend_count grows, shrink the count before deleting them.
-  absl::Status UpsertFrontend(const kelpie_np_frontend_key& key, const kelpie_np_frontend_value& value);
-  absl::Status DeleteFrontend(const kelpie_np_frontend_key& key);
-  absl::Status UpsertBackend(uint32_t service_id, uint32_t index, const kelpie_np_backend& backend);
-  absl::Status DeleteBackend(uint32_t service_id, uint32_t index);
+  absl::Status UpsertFrontend(const kelpie_np_frontend_key& key, const kelpie_np_frontend_value& value) override;
+  absl::Status DeleteFrontend(const kelpie_np_frontend_key& key) override;
+  absl::Status UpsertBackend(uint32_t service_id, uint32_t index, const kelpie_np_backend& backend) override;
+  absl::Status DeleteBackend(uint32_t service_id, uint32_t index) override;
 
   // Removes conntrack entries idle longer than their state allows (and the
   // other direction of the same flow with them); returns how many went.
