@@ -21,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "common/files.h"
 #include "common/subprocess.h"
+#include "control/service_proxy/node_port_proxy.h"
 #include "dataplane/nodeport_program.h"
 #include "tests/integration/service_routing/service_routing_env.h"
 #include "tests/testing/test_env.h"
@@ -355,6 +356,57 @@ TEST_F(NodePortTest, RestartReusesPinnedMapsAndKeepsServing) {
   guard_.program = std::move(*second);
   auto replies = TcpFromClient(kTcpNodePort, 4);
   EXPECT_EQ(replies.size(), 4u) << "frontends must survive the restart";
+}
+
+TEST_F(NodePortTest, ServicesAndEndpointSlicesProgramTheNodePort) {
+  using namespace service_proxy;
+  NodePortProxy proxy(program(), {.node_name = "test-node", .node_addresses = {kNodeIp}});
+  Service svc;
+  svc.namespace_name = "default";
+  svc.name = "web";
+  svc.type = "NodePort";
+  svc.cluster_ips = {"10.43.0.20"};
+  svc.ports = {{.name = "http", .protocol = Protocol::kTcp, .port = 80, .node_port = kTcpNodePort}};
+  svc.external_traffic_local = true;
+  EndpointSlice slice;
+  slice.namespace_name = "default";
+  slice.name = "web-1";
+  slice.service_name = "web";
+  Endpoint here;
+  here.addresses = {kBackendIps[0]};
+  here.node_name = "test-node";
+  Endpoint elsewhere;
+  elsewhere.addresses = {kBackendIps[1]};
+  elsewhere.node_name = "other-node";
+  slice.endpoints = {here, elsewhere};
+  slice.ports = {{.name = "http", .protocol = Protocol::kTcp, .port = kBackendPort}};
+  ASSERT_TRUE(proxy.OnServiceUpdate(svc).ok());
+  ASSERT_TRUE(proxy.OnEndpointSliceUpdate(slice).ok());
+  for (const auto& r : TcpFromClient(kTcpNodePort, 6)) {
+    ASSERT_EQ(r.size(), 2u);
+    EXPECT_EQ(r[0], kBackendIps[0]) << "Local: only this node's endpoint";
+    EXPECT_EQ(r[1], kClientIp);
+  }
+  EXPECT_EQ(last_error_, 0);
+  // Closed flows' entries would pin a reused client port to its old
+  // translation: sweep them between phases.
+  const ConntrackTimeouts expired{.tcp_new_ns = 0, .tcp_established_ns = 0, .tcp_closing_ns = 0, .udp_ns = 0};
+  ASSERT_TRUE(program().CollectGarbage(expired).ok());
+  // Cluster policy: both endpoints, SNAT to the node address.
+  svc.external_traffic_local = false;
+  ASSERT_TRUE(proxy.OnServiceUpdate(svc).ok());
+  std::set<std::string> served;
+  auto replies = TcpFromClient(kTcpNodePort, 16);
+  ASSERT_EQ(replies.size(), 16u);
+  for (const auto& r : replies) {
+    served.insert(r[0]);
+    EXPECT_EQ(r[1], kNodeIp);
+  }
+  EXPECT_EQ(served.size(), 2u);
+  // Service gone: the NodePort answers no more.
+  ASSERT_TRUE(proxy.OnServiceDelete("default", "web").ok());
+  ASSERT_TRUE(program().CollectGarbage(expired).ok());
+  EXPECT_TRUE(TcpFromClient(kTcpNodePort, 1, 500).empty());
 }
 
 TEST_F(NodePortTest, UninstallRemovesFiltersQdiscsAndPins) {
