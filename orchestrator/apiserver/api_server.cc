@@ -28,6 +28,7 @@
 #include "orchestrator/apiserver/inflight_limiter.h"
 #include "orchestrator/apiserver/pod_stream_proxy.h"
 #include "common/http/http_upgrade.h"
+#include "orchestrator/apiserver/openapi_handler.h"
 #include "orchestrator/apiserver/request_info.h"
 #include "orchestrator/apiserver/resource_api.h"
 
@@ -743,6 +744,7 @@ void ApiServer::Handle(http::HttpRequest&& request, std::shared_ptr<http::HttpRe
     }
     return responder->Respond(MetricsResponse());
   }
+  if (OpenApiHandler::Handles(path)) return responder->Respond(OpenApiHandler::Builtin().Serve(request));
   if (resources_ != nullptr && (path == "/api" || path == "/apis" || absl::StartsWith(path, "/api/") ||
                                 absl::StartsWith(path, "/apis/"))) {
     if (info.is_resource_request) return resources_->Serve(info, std::move(request), responder);
