@@ -143,6 +143,7 @@ int RunAgent(const AgentFlags& f) {
   if (ko.register_node && ko.kubelet_port != 0) {
     kubelet::KubeletApiOptions ao = f.kubelet_api;
     ao.port = ko.kubelet_port;
+    ao.pod_log_dir = f.kubelet.pods.log_dir;
     if (ao.client_ca_file.empty() && !kc->ca_certificate_pem.empty()) {
       // The cluster CA from the kubeconfig: the API server's kubelet client
       // certificate chains to it.

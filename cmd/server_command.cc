@@ -268,6 +268,7 @@ int RunServer(const ServerFlags& f) {
   if (f.kubelet.register_node && f.kubelet.kubelet_port != 0) {
     kubelet::KubeletApiOptions ko = f.kubelet_api;
     ko.port = f.kubelet.kubelet_port;
+    ko.pod_log_dir = f.kubelet.pods.log_dir;
     if (ko.certificate_file.empty()) ko.certificate_file = kubelet_certs->serving_certificate_file;
     if (ko.private_key_file.empty()) ko.private_key_file = kubelet_certs->serving_key_file;
     if (ko.client_ca_file.empty()) ko.client_ca_file = cluster_pki->ca_certificate_file;

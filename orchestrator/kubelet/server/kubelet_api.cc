@@ -21,9 +21,8 @@ void AddKubeletApiFlags(CLI::App& app, KubeletApiOptions& options) {
   app.add_option("--kubelet-tls-private-key-file", options.private_key_file, "Key of --kubelet-tls-cert-file");
   app.add_option("--kubelet-client-ca-file", options.client_ca_file,
                  "CA whose client certificates the kubelet API accepts (default: the cluster CA)");
-  app.add_option("--runtime-state-dir", options.runtime_state_dir,
-                 "State directory of the pod runtime (default <data-dir>/runtime)");
-  app.add_option("--pod-log-dir", options.pod_log_dir, "Where container logs are written")->capture_default_str();
+  // The runtime's state (<data-dir>/runtime) and the log folder are the pod
+  // worker's (--pod-log-dir of the kubelet flags); the caller copies them in.
 }
 
 absl::StatusOr<std::unique_ptr<KubeletApi>> KubeletApi::Start(KubeletApiOptions options, const std::string& data_dir) {

@@ -33,7 +33,7 @@ struct KubeletApiOptions {
 };
 
 // --kubelet-bind-address, --kubelet-tls-cert-file, --kubelet-tls-private-key-file,
-// --kubelet-client-ca-file, --runtime-state-dir, --pod-log-dir.
+// --kubelet-client-ca-file.
 void AddKubeletApiFlags(CLI::App& app, KubeletApiOptions& options);
 
 class KubeletApi {

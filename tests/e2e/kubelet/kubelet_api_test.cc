@@ -52,7 +52,8 @@ class KubeletApiTest : public ::testing::Test {
     bridge_ = absl::StrCat("kk", suffix_);
     int octet = static_cast<int>(rd() % 200) + 20;
     runtime::RuncRuntimeOptions ro;
-    ro.state_dir = dir_.File("runtime");
+    // Where the server's kubelet API looks: <data-dir>/runtime.
+    ro.state_dir = dir_.File("data") + "/runtime";
     ro.log_dir = dir_.File("pods");
     ro.shim_command = {testing::KelpieBinary(), "runtime-shim"};
     ro.cgroup_parent = absl::StrCat("/kelpie-kapi-", suffix_, ".slice");
@@ -74,7 +75,9 @@ class KubeletApiTest : public ::testing::Test {
         dir_.File("data"), testing::FreeTcpPort(), dir_.File("server.log"),
         {"--register-node=true", "--node-name=" + node_, "--node-ip=127.0.0.1",
          absl::StrCat("--kubelet-port=", kubelet_port_), "--kubelet-bind-address=127.0.0.1",
-         "--runtime-state-dir=" + ro.state_dir, "--pod-log-dir=" + ro.log_dir});
+         "--pod-log-dir=" + ro.log_dir,
+         // The test's runtime stands in for the pod worker.
+         "--run-pods=false"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     // The node registers with its kubelet endpoint.
@@ -257,7 +260,9 @@ TEST_F(KubeletApiTest, LogsExecAndPortForwardWithKubectl) {
   json unbound = {{"apiVersion", "v1"},
                   {"kind", "Pod"},
                   {"metadata", {{"name", "unbound"}}},
-                  {"spec", {{"containers", json::array({{{"name", "c"}, {"image", "busybox"}}})}}}};
+                  // No scheduler picks it up, so it stays unbound.
+                  {"spec", {{"schedulerName", "no-such-scheduler"},
+                            {"containers", json::array({{{"name", "c"}, {"image", "busybox"}}})}}}};
   ASSERT_TRUE(Kubectl({"create", "--validate=false", "-f", "-"}, unbound.dump()).Succeeded());
   auto no_host = Kubectl({"exec", "unbound", "--", "true"});
   EXPECT_NE(no_host.exit_code, 0);
