@@ -1,5 +1,7 @@
 #include "common/subprocess.h"
 
+#include <sys/prctl.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -162,6 +164,7 @@ absl::StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>&
     return absl::InternalError(
         absl::StrCat("cannot open ", options.stdout_path, ": ", std::strerror(errno)));
   }
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     ::close(out_fd);
@@ -173,6 +176,10 @@ absl::StatusOr<ChildProcess> ChildProcess::Start(const std::vector<std::string>&
     ::dup2(out_fd, STDOUT_FILENO);
     ::dup2(out_fd, STDERR_FILENO);
     ::setpgid(0, 0);  // own process group: a terminal's Ctrl-C is not ours to forward
+    if (options.kill_with_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) _exit(127);  // the parent died before prctl
+    }
     ::execve(exe->c_str(), c_args.data(), c_env.data());
     _exit(127);
   }

@@ -47,6 +47,9 @@ class ChildProcess {
   struct Options {
     std::map<std::string, std::string> env;
     std::string stdout_path = "/dev/null";  // file that receives stdout and stderr
+    // SIGKILL the child when this process dies, even without running the
+    // destructor (an aborted test): tests' servers never outlive the test.
+    bool kill_with_parent = false;
   };
 
   static absl::StatusOr<ChildProcess> Start(const std::vector<std::string>& argv,

@@ -47,6 +47,7 @@ absl::StatusOr<std::unique_ptr<KelpieServer>> KelpieServer::Start(const std::str
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ChildProcess::Options o;
   o.stdout_path = log_file;
+  o.kill_with_parent = true;
   auto child = ChildProcess::Start(argv, o);
   if (!child.ok()) return child.status();
   s->process_.emplace(std::move(*child));

@@ -41,6 +41,7 @@ class JoinTest : public ::testing::Test {
     const std::string log_file = dir_.File((log_name.empty() ? name : log_name) + ".log");
     ChildProcess::Options o;
     o.stdout_path = log_file;
+    o.kill_with_parent = true;
     auto agent = ChildProcess::Start({testing::KelpieBinary(), "agent", "--server", url_, "--token", token,
                                       "--data-dir", dir_.File(name), "--node-name", name,
                                       "--health-interval-seconds", "1", "--service-routing=false", "--dns=false", "--network-observability=false"},
