@@ -1,5 +1,7 @@
 #include "orchestrator/controllers/workloads/deployment_controller.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <map>
 
@@ -657,13 +659,14 @@ absl::Status DeploymentController::SyncRolloutStatus(Rollout& r) {
     }
   }
   // A ReplicaSet that cannot create pods makes the deployment report it.
-  const json* failure = nullptr;
+  // A copy: value() returns a temporary, so a pointer into it would dangle.
+  std::optional<json> failure;
   for (json* rs : r.All()) {
     if (const json* c = FindCondition((*rs).value("status", json::object()), "ReplicaFailure"); c != nullptr) {
-      failure = c;
+      failure = *c;
     }
   }
-  if (failure != nullptr) {
+  if (failure.has_value()) {
     SetCondition(status, NewCondition("ReplicaFailure", failure->value("status", "True"), failure->value("reason", ""),
                                       failure->value("message", "")));
   } else {
