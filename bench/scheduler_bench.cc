@@ -30,7 +30,6 @@
 #include "common/log.h"
 #include "orchestrator/client/kubeconfig.h"
 #include "orchestrator/client/rest_client.h"
-#include "orchestrator/scheduler/quantity.h"
 #include "orchestrator/scheduler/scheduler_service.h"
 #include "tests/testing/kelpie_server.h"
 #include "tests/testing/test_env.h"

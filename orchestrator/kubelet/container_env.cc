@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "orchestrator/client/api_errors.h"
-#include "orchestrator/kubelet/quantity.h"
+#include "orchestrator/api/quantity.h"
 
 namespace kelpie::kubelet {
 namespace {
@@ -198,16 +198,17 @@ absl::StatusOr<std::string> ResourceFieldValue(const json& pod, const std::strin
   if (text.empty() && kind == "requests") text = Str(resources.value("limits", json::object()), name.c_str());
   int64_t millis = 0;
   if (!text.empty()) {
-    auto parsed = ParseQuantityMillis(text);
+    auto parsed = api::Quantity::Parse(text);
     if (!parsed.ok()) return parsed.status();
-    millis = *parsed;
+    millis = parsed->MilliValue();
   } else if (kind == "limits") {
     millis = name == "cpu" ? context.node_cpu_millis : name == "memory" ? context.node_memory_bytes * 1000 : 0;
   }
-  auto div = ParseQuantityMillis(divisor.empty() ? "1" : divisor);
+  auto div = api::Quantity::Parse(divisor.empty() ? "1" : divisor);
   if (!div.ok()) return div.status();
-  if (*div <= 0) return absl::InvalidArgumentError("resourceFieldRef.divisor must be positive");
-  int64_t value = (millis + *div - 1) / *div;
+  const int64_t div_millis = div->MilliValue();
+  if (div_millis <= 0) return absl::InvalidArgumentError("resourceFieldRef.divisor must be positive");
+  int64_t value = (millis + div_millis - 1) / div_millis;
   if (name == "cpu" && value == 0 && millis > 0) value = 1;
   return std::to_string(value);
 }

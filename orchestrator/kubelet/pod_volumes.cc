@@ -22,7 +22,7 @@
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "orchestrator/client/api_errors.h"
-#include "orchestrator/kubelet/quantity.h"
+#include "orchestrator/api/quantity.h"
 
 namespace kelpie::kubelet {
 namespace {
@@ -353,9 +353,9 @@ absl::StatusOr<std::map<std::string, std::string>> PodVolumes::Sync(const json& 
       if (Str(ed, "medium") == "Memory") {
         std::string size;
         if (std::string limit = Str(ed, "sizeLimit"); !limit.empty()) {
-          auto millis = ParseQuantityMillis(limit);
-          if (!millis.ok()) return millis.status();
-          size = absl::StrCat("size=", *millis / 1000);
+          auto bytes = api::Quantity::Parse(limit);
+          if (!bytes.ok()) return bytes.status();
+          size = absl::StrCat("size=", bytes->Value());
         }
         if (absl::Status st = EnsureTmpfs(dir, size); !st.ok()) return st;
         ::chmod(dir.c_str(), 01777);

@@ -12,7 +12,7 @@
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "common/log.h"
-#include "orchestrator/kubelet/quantity.h"
+#include "orchestrator/api/quantity.h"
 #include "orchestrator/runtime/image/image_store.h"
 
 namespace kelpie::kubelet {
@@ -50,8 +50,8 @@ int64_t QuantityMillis(const json& resources, const char* kind, const char* name
     text = std::to_string(resources[kind][name].get<int64_t>());
   }
   if (text.empty()) return 0;
-  auto v = ParseQuantityMillis(text);
-  return v.ok() ? *v : 0;
+  auto v = api::Quantity::Parse(text);
+  return v.ok() ? v->MilliValue() : 0;
 }
 
 std::string QosClass(const json& spec) {

@@ -5,7 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "orchestrator/scheduler/quantity.h"
+#include "orchestrator/api/quantity.h"
 
 namespace kelpie::scheduler {
 namespace {
@@ -48,7 +48,7 @@ absl::StatusOr<Resources> DecodeResourceList(const json& list, const std::string
     } else {
       return absl::InvalidArgumentError(absl::StrCat(what, ".", name, ": not a quantity"));
     }
-    auto q = Quantity::Parse(text);
+    auto q = api::Quantity::Parse(text);
     if (!q.ok()) return absl::InvalidArgumentError(absl::StrCat(what, ".", name, ": ", q.status().message()));
     if (name == "cpu") {
       r.milli_cpu = q->MilliValue();

@@ -13,7 +13,6 @@
 #include "orchestrator/kubelet/container_env.h"
 #include "orchestrator/kubelet/pod_volumes.h"
 #include "orchestrator/kubelet/prober.h"
-#include "orchestrator/kubelet/quantity.h"
 #include "tests/testing/test_env.h"
 
 namespace kelpie::kubelet {
@@ -47,17 +46,6 @@ class FakePodApi : public PodApi {
     return absl::OkStatus();
   }
 };
-
-TEST(QuantityTest, ParsesKubernetesQuantities) {
-  EXPECT_EQ(*ParseQuantityMillis("100m"), 100);
-  EXPECT_EQ(*ParseQuantityMillis("2"), 2000);
-  EXPECT_EQ(*ParseQuantityMillis("0.5"), 500);
-  EXPECT_EQ(*ParseQuantityMillis("64Mi"), int64_t{64} * 1024 * 1024 * 1000);
-  EXPECT_EQ(*ParseQuantityMillis("1G"), int64_t{1000000000} * 1000);
-  EXPECT_EQ(*ParseQuantityMillis("2e3"), 2000000);
-  EXPECT_FALSE(ParseQuantityMillis("12x").ok());
-  EXPECT_FALSE(ParseQuantityMillis("").ok());
-}
 
 TEST(ExpandVarsTest, KubernetesSyntax) {
   auto lookup = [](const std::string& name) -> std::optional<std::string> {

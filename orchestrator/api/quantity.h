@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace kelpie::scheduler {
+namespace kelpie::api {
 
 // A parsed quantity kept as thousandths of its unit, rounded up as
 // resource.Quantity.MilliValue() rounds (1m of a byte is 1 milli-byte).
@@ -29,4 +29,4 @@ class Quantity {
   int64_t milli_ = 0;
 };
 
-}  // namespace kelpie::scheduler
+}  // namespace kelpie::api

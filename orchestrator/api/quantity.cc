@@ -1,11 +1,11 @@
-#include "orchestrator/scheduler/quantity.h"
+#include "orchestrator/api/quantity.h"
 
 #include <cctype>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 
-namespace kelpie::scheduler {
+namespace kelpie::api {
 namespace {
 
 __extension__ typedef __int128 Int128;
@@ -125,4 +125,4 @@ absl::StatusOr<Quantity> Quantity::Parse(const std::string& text) {
   return Quantity(negative ? -milli : milli);
 }
 
-}  // namespace kelpie::scheduler
+}  // namespace kelpie::api

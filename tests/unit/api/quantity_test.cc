@@ -1,8 +1,8 @@
-#include "orchestrator/scheduler/quantity.h"
+#include "orchestrator/api/quantity.h"
 
 #include <gtest/gtest.h>
 
-namespace kelpie::scheduler {
+namespace kelpie::api {
 namespace {
 
 int64_t Milli(const std::string& s) {
@@ -57,5 +57,18 @@ TEST(QuantityTest, RejectsMalformedAndHuge) {
   EXPECT_FALSE(Quantity::Parse("1e400").ok());
 }
 
+// The forms the kubelet reads (resource fields, emptyDir sizes).
+TEST(QuantityTest, KubeletForms) {
+  auto m = [](const std::string& s) { return Quantity::Parse(s).value().MilliValue(); };
+  EXPECT_EQ(m("100m"), 100);
+  EXPECT_EQ(m("2"), 2000);
+  EXPECT_EQ(m("0.5"), 500);
+  EXPECT_EQ(m("64Mi"), int64_t{64} * 1024 * 1024 * 1000);
+  EXPECT_EQ(m("1G"), int64_t{1000000000} * 1000);
+  EXPECT_EQ(m("2e3"), 2000000);
+  EXPECT_FALSE(Quantity::Parse("12x").ok());
+  EXPECT_FALSE(Quantity::Parse("").ok());
+}
+
 }  // namespace
-}  // namespace kelpie::scheduler
+}  // namespace kelpie::api
