@@ -101,38 +101,17 @@ EndpointSliceController::EndpointSliceController(ControllerContext& ctx, int max
       services_(ctx.informers.For(client::resources::kServices)),
       pods_(ctx.informers.For(client::resources::kPods)),
       slices_(ctx.informers.For(client::resources::kEndpointSlices)) {
-  services_.AddIndexer(kNamespaceIndex, NamespaceIndex);
-  pods_.AddIndexer(kNamespaceIndex, NamespaceIndex);
   slices_.AddIndexer(kSliceServiceIndex, [](const json& slice) -> std::vector<std::string> {
     if (!ManagedByUs(slice)) return {};
     const json meta = slice.value("metadata", json::object());
     return {ObjectKey(meta.value("namespace", ""), meta["labels"].value(kServiceNameLabel, ""))};
   });
-  EventHandlers svc;
-  svc.on_add = [this](const json& s) { queue().Add(ObjectKey(s)); };
-  svc.on_update = [this](const json&, const json& s) { queue().Add(ObjectKey(s)); };
-  svc.on_delete = [this](const json& s, bool) { queue().Add(ObjectKey(s)); };
-  services_.AddEventHandler(std::move(svc));
-  EventHandlers pod;
-  pod.on_add = [this](const json& p) { EnqueueServicesOf(p); };
-  pod.on_update = [this](const json& old_pod, const json& new_pod) {
-    json before = PodEndpointProjection(old_pod);
-    json after = PodEndpointProjection(new_pod);
-    if (before == after) return;
-    EnqueueServicesOf(new_pod);
-    if (before["labels"] != after["labels"]) EnqueueServicesOf(old_pod);
-  };
-  pod.on_delete = [this](const json& p, bool) { EnqueueServicesOf(p); };
-  pods_.AddEventHandler(std::move(pod));
+  EnqueueServicesOnChange(services_, pods_, queue());
   EventHandlers slice;
   slice.on_add = [this](const json& s) { OnSlice(s, false); };
   slice.on_update = [this](const json&, const json& s) { OnSlice(s, false); };
   slice.on_delete = [this](const json& s, bool) { OnSlice(s, true); };
   slices_.AddEventHandler(std::move(slice));
-}
-
-void EndpointSliceController::EnqueueServicesOf(const json& pod) {
-  for (const auto& key : ServicesSelectingPod(services_.store(), pod)) queue().Add(key);
 }
 
 void EndpointSliceController::OnSlice(const json& slice, bool deleted) {

@@ -42,7 +42,6 @@ class EndpointSliceController : public QueueController {
   absl::Status Sync(const std::string& key) override;
 
  private:
-  void EnqueueServicesOf(const nlohmann::json& pod);
   void OnSlice(const nlohmann::json& slice, bool deleted);
   // False when the cache does not show this controller's last writes yet.
   bool CacheCaughtUp(const std::string& service_key);

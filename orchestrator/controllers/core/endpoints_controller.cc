@@ -29,24 +29,7 @@ EndpointsController::EndpointsController(ControllerContext& ctx, int max_address
       services_(ctx.informers.For(client::resources::kServices)),
       pods_(ctx.informers.For(client::resources::kPods)),
       endpoints_(ctx.informers.For(client::resources::kEndpoints)) {
-  services_.AddIndexer(kNamespaceIndex, NamespaceIndex);
-  pods_.AddIndexer(kNamespaceIndex, NamespaceIndex);
-  EventHandlers svc;
-  svc.on_add = [this](const json& s) { queue().Add(ObjectKey(s)); };
-  svc.on_update = [this](const json&, const json& s) { queue().Add(ObjectKey(s)); };
-  svc.on_delete = [this](const json& s, bool) { queue().Add(ObjectKey(s)); };
-  services_.AddEventHandler(std::move(svc));
-  EventHandlers pod;
-  pod.on_add = [this](const json& p) { EnqueueServicesOf(p); };
-  pod.on_update = [this](const json& old_pod, const json& new_pod) {
-    json before = PodEndpointProjection(old_pod);
-    json after = PodEndpointProjection(new_pod);
-    if (before == after) return;
-    EnqueueServicesOf(new_pod);
-    if (before["labels"] != after["labels"]) EnqueueServicesOf(old_pod);
-  };
-  pod.on_delete = [this](const json& p, bool) { EnqueueServicesOf(p); };
-  pods_.AddEventHandler(std::move(pod));
+  EnqueueServicesOnChange(services_, pods_, queue());
   // Someone deleting or changing the object: put it back.
   EventHandlers ep;
   ep.on_update = [this](const json& o, const json& n) {
@@ -54,10 +37,6 @@ EndpointsController::EndpointsController(ControllerContext& ctx, int max_address
   };
   ep.on_delete = [this](const json& e, bool) { queue().Add(ObjectKey(e)); };
   endpoints_.AddEventHandler(std::move(ep));
-}
-
-void EndpointsController::EnqueueServicesOf(const json& pod) {
-  for (const auto& key : ServicesSelectingPod(services_.store(), pod)) queue().Add(key);
 }
 
 absl::Status EndpointsController::Sync(const std::string& key) {

@@ -22,7 +22,6 @@ class EndpointsController : public QueueController {
   absl::Status Sync(const std::string& key) override;
 
  private:
-  void EnqueueServicesOf(const nlohmann::json& pod);
 
   const int max_addresses_;
   SharedInformer& services_;

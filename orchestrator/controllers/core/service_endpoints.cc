@@ -96,4 +96,28 @@ std::vector<std::string> ServicesSelectingPod(const ObjectStore& services, const
   return keys;
 }
 
+void EnqueueServicesOnChange(SharedInformer& services, SharedInformer& pods, WorkQueue& queue) {
+  services.AddIndexer(kNamespaceIndex, NamespaceIndex);
+  pods.AddIndexer(kNamespaceIndex, NamespaceIndex);
+  EventHandlers svc;
+  svc.on_add = [&queue](const nlohmann::json& s) { queue.Add(ObjectKey(s)); };
+  svc.on_update = [&queue](const nlohmann::json&, const nlohmann::json& s) { queue.Add(ObjectKey(s)); };
+  svc.on_delete = [&queue](const nlohmann::json& s, bool) { queue.Add(ObjectKey(s)); };
+  services.AddEventHandler(std::move(svc));
+  auto enqueue_services_of = [&services, &queue](const nlohmann::json& pod) {
+    for (const auto& key : ServicesSelectingPod(services.store(), pod)) queue.Add(key);
+  };
+  EventHandlers pod;
+  pod.on_add = enqueue_services_of;
+  pod.on_update = [enqueue_services_of](const nlohmann::json& old_pod, const nlohmann::json& new_pod) {
+    nlohmann::json before = PodEndpointProjection(old_pod);
+    nlohmann::json after = PodEndpointProjection(new_pod);
+    if (before == after) return;
+    enqueue_services_of(new_pod);
+    if (before["labels"] != after["labels"]) enqueue_services_of(old_pod);
+  };
+  pod.on_delete = [enqueue_services_of](const nlohmann::json& p, bool) { enqueue_services_of(p); };
+  pods.AddEventHandler(std::move(pod));
+}
+
 }  // namespace kelpie::controllers

@@ -11,6 +11,8 @@
 
 #include "orchestrator/api/selector.h"
 #include "orchestrator/controllers/object_store.h"
+#include "orchestrator/controllers/shared_informer.h"
+#include "orchestrator/controllers/work_queue.h"
 
 namespace kelpie::controllers {
 
@@ -40,5 +42,11 @@ std::vector<std::string> ServicesSelectingPod(const ObjectStore& services, const
 
 // The index of an informer's store by namespace (NamespaceIndex).
 inline constexpr char kNamespaceIndex[] = "namespace";
+
+// Queues a Service's key on every change to it, and the keys of the
+// Services selecting a pod whenever the pod's endpoint-relevant fields
+// change (both its old and new Services when its labels change). Indexes
+// both stores by namespace. Before the informers start.
+void EnqueueServicesOnChange(SharedInformer& services, SharedInformer& pods, WorkQueue& queue);
 
 }  // namespace kelpie::controllers
