@@ -47,44 +47,16 @@ absl::Status KillByPidfd(int64_t pid) {
 
 absl::StatusOr<std::unique_ptr<JsonLinesFileSink>> JsonLinesFileSink::Open(std::string path, uint64_t max_bytes,
                                                                           int keep) {
-  std::unique_ptr<JsonLinesFileSink> sink(new JsonLinesFileSink(std::move(path), max_bytes, keep < 1 ? 1 : keep));
-  if (auto s = sink->Reopen(); !s.ok()) return s;
-  return sink;
+  RotatingFileOptions o;
+  o.path = std::move(path);
+  o.max_bytes = max_bytes;
+  o.max_backups = keep < 1 ? 1 : keep;
+  auto file = RotatingFile::Open(std::move(o));
+  if (!file.ok()) return absl::PermissionDeniedError("cannot open alert file " + std::string(file.status().message()));
+  return std::unique_ptr<JsonLinesFileSink>(new JsonLinesFileSink(std::move(*file)));
 }
 
-absl::Status JsonLinesFileSink::Reopen() {
-  out_.close();
-  out_.clear();
-  out_.open(path_, std::ios::app);
-  if (!out_) return absl::PermissionDeniedError("cannot open alert file " + path_ + ": " + strerror(errno));
-  std::error_code ec;
-  size_ = std::filesystem::file_size(path_, ec);
-  if (ec) size_ = 0;
-  return absl::OkStatus();
-}
-
-absl::Status JsonLinesFileSink::Rotate() {
-  out_.close();
-  std::error_code ec;
-  for (int i = keep_ - 1; i >= 1; --i) {
-    std::string from = path_ + "." + std::to_string(i);
-    if (std::filesystem::exists(from, ec)) std::filesystem::rename(from, path_ + "." + std::to_string(i + 1), ec);
-  }
-  std::filesystem::rename(path_, path_ + ".1", ec);
-  if (ec) return absl::InternalError("rotating alert file " + path_ + ": " + ec.message());
-  return Reopen();
-}
-
-absl::Status JsonLinesFileSink::Write(const std::string& line) {
-  if (max_bytes_ > 0 && size_ > 0 && size_ + line.size() + 1 > max_bytes_) {
-    if (auto s = Rotate(); !s.ok()) return s;
-  }
-  out_ << line << '\n';
-  out_.flush();
-  if (!out_) return absl::InternalError("writing alert file " + path_);
-  size_ += line.size() + 1;
-  return absl::OkStatus();
-}
+absl::Status JsonLinesFileSink::Write(const std::string& line) { return file_->Append(line + "\n"); }
 
 absl::Status StreamSink::Write(const std::string& line) {
   out_ << line << '\n' << std::flush;

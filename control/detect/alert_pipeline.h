@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "control/detect/engine.h"
+#include "common/rotating_file.h"
 #include "control/detect/event.h"
 
 namespace prometheus {
@@ -35,23 +36,16 @@ class AlertSink {
   virtual absl::Status Write(const std::string& line) = 0;
 };
 
-// Appends lines to `path`; past `max_bytes` renames it to path.1 (path.1 to
-// path.2 ... up to `keep` files) and starts a new one.
+// Appends lines to `path` (mode 0600); past `max_bytes` it is rotated as
+// common/rotating_file.h names backups, keeping the newest `keep` of them.
 class JsonLinesFileSink final : public AlertSink {
  public:
   static absl::StatusOr<std::unique_ptr<JsonLinesFileSink>> Open(std::string path, uint64_t max_bytes, int keep);
   absl::Status Write(const std::string& line) override;
 
  private:
-  JsonLinesFileSink(std::string path, uint64_t max_bytes, int keep)
-      : path_(std::move(path)), max_bytes_(max_bytes), keep_(keep) {}
-  absl::Status Reopen();
-  absl::Status Rotate();
-  std::string path_;
-  uint64_t max_bytes_;
-  int keep_;
-  std::ofstream out_;
-  uint64_t size_ = 0;
+  explicit JsonLinesFileSink(std::unique_ptr<RotatingFile> file) : file_(std::move(file)) {}
+  std::unique_ptr<RotatingFile> file_;
 };
 
 class StreamSink final : public AlertSink {

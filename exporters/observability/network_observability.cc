@@ -49,6 +49,7 @@ struct NetworkObservability::Impl {
   std::optional<dataplane::DropReasonNames> drop_names;
   std::optional<dataplane::BpfStatsEnabler> stats;
   std::unique_ptr<flows::FlowPipeline> pipeline;
+  std::unique_ptr<flows::FlowLog> flow_log;  // subscribed to `observer`, so it goes first
   std::unique_ptr<client::RestClient> pods_client, services_client;
   std::unique_ptr<controllers::SharedInformer> pods, services;
   std::unique_ptr<ObservabilityEndpoint> endpoint;
@@ -119,6 +120,11 @@ absl::StatusOr<std::unique_ptr<NetworkObservability>> NetworkObservability::Star
     return true;
   });
   if (!source.ok()) return source.status();
+  if (options.flow_log) {
+    auto log = flows::FlowLog::Start(*options.flow_log, *impl->observer, impl->registry.get());
+    if (!log.ok()) return log.status();
+    impl->flow_log = std::move(*log);
+  }
   impl->pipeline->StartPolling(std::move(*source));
 
   if (api) {
@@ -183,6 +189,7 @@ void NetworkObservability::Stop() {
   if (impl_->pods) impl_->pods->Stop();
   if (impl_->services) impl_->services->Stop();
   if (impl_->pipeline) impl_->pipeline->Stop();
+  if (impl_->flow_log) impl_->flow_log->Stop();
 }
 
 }  // namespace kelpie::observability

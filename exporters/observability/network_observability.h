@@ -23,6 +23,7 @@
 #include "common/http/http_client.h"
 #include "control/identity/identity_cache.h"
 #include "dataplane/flow_program.h"
+#include "exporters/flows/flow_log.h"
 #include "exporters/flows/flow_observer.h"
 #include "exporters/observability/observability_endpoint.h"
 
@@ -40,6 +41,8 @@ struct NetworkObservabilityOptions {
   ObservabilityEndpointOptions endpoint;
   // Counts run time of the eBPF programs (BPF_ENABLE_STATS) while running.
   bool program_statistics = true;
+  // Every flow as a JSON line in a rotated file (absent: no flow log).
+  std::optional<flows::FlowLogOptions> flow_log;
 };
 
 class NetworkObservability {

@@ -27,6 +27,16 @@ void AddNetworkObservabilityFlags(CLI::App& app, NetworkObservabilityFlags& f) {
   app.add_option("--flow-ring-capacity", f.flow_ring_capacity, "Flows kept in memory for `kelpie observe`")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--flow-log-path", f.flow_log_path,
+                 "Write every flow as a JSON line (the objects of `kelpie observe -o json`) to this file")
+      ->capture_default_str();
+  app.add_option("--flow-log-max-size", f.flow_log_max_size_mb,
+                 "Rotate the flow log before it grows past this many megabytes (0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--flow-log-max-backups", f.flow_log_max_backups, "Rotated flow log files kept (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--metrics-max-pod-series", f.max_pod_series,
                  "Pods with their own flow metric series; the rest are summed under pod=\"other\"")
       ->check(CLI::PositiveNumber)
@@ -59,6 +69,13 @@ absl::StatusOr<std::unique_ptr<NetworkObservability>> StartFromFlags(const Netwo
   o.endpoint.bind_address = f.bind_address;
   o.endpoint.port = static_cast<uint16_t>(f.port);
   o.endpoint.certificate_dir = data_dir + "/observability";
+  if (!f.flow_log_path.empty()) {
+    flows::FlowLogOptions log;
+    log.file.path = f.flow_log_path;
+    log.file.max_bytes = static_cast<uint64_t>(f.flow_log_max_size_mb) * 1024 * 1024;
+    log.file.max_backups = f.flow_log_max_backups;
+    o.flow_log = std::move(log);
+  }
   auto started = NetworkObservability::Start(o, std::move(api));
   if (!started.ok()) return started.status();
   spdlog::info("network observability: https://{}:{} (/metrics, /v1/flows; CA {})", f.bind_address,

@@ -26,6 +26,9 @@ struct NetworkObservabilityFlags {
   size_t flow_ring_capacity = 10000;
   size_t max_pod_series = 500;
   size_t max_service_series = 1000;
+  std::string flow_log_path;  // empty: no flow log
+  int flow_log_max_size_mb = 100;
+  int flow_log_max_backups = 5;
 };
 
 void AddNetworkObservabilityFlags(CLI::App& app, NetworkObservabilityFlags& flags);

@@ -30,6 +30,17 @@ void AddApiServerFlags(CLI::App& app, ApiServerConfig& c) {
   app.add_option("--audit-log-path", c.audit_log_path,
                  "Write an audit event (audit.k8s.io/v1, level Metadata) per mutating request to this file, "
                  "one JSON object per line");
+  app.add_option("--audit-log-maxsize", c.audit_log_maxsize_mb,
+                 "Rotate the audit log before it grows past this many megabytes (0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--audit-log-maxbackup", c.audit_log_maxbackup, "Rotated audit log files kept (0: all)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--audit-log-maxage", c.audit_log_maxage_days,
+                 "Days a rotated audit log file is kept (0: no age limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--audit-log-batch-buffer-size", c.audit_log_batch_buffer_size,
                  "Audit events that may wait for the disk; beyond this they are dropped and counted in "
                  "apiserver_audit_error_total")
@@ -114,6 +125,9 @@ absl::StatusOr<ApiServerSecurity> BuildApiServerSecurity(const ApiServerConfig& 
     AuditLogOptions ao;
     ao.path = c.audit_log_path;
     ao.max_queued_events = static_cast<size_t>(c.audit_log_batch_buffer_size);
+    ao.max_bytes = static_cast<uint64_t>(c.audit_log_maxsize_mb) * 1024 * 1024;
+    ao.max_backups = c.audit_log_maxbackup;
+    ao.max_age_days = c.audit_log_maxage_days;
     auto log = AuditLog::Open(ao, &registry);
     if (!log.ok()) return absl::InvalidArgumentError(absl::StrCat("--audit-log-path: ", log.status().message()));
     s.audit_log = std::shared_ptr<AuditLog>(std::move(*log));

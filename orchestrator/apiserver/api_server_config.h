@@ -23,6 +23,9 @@ struct ApiServerConfig {
   std::vector<std::string> api_audiences;
   std::string audit_log_path;
   int audit_log_batch_buffer_size = 10000;
+  int audit_log_maxsize_mb = 0;
+  int audit_log_maxbackup = 0;
+  int audit_log_maxage_days = 0;
   std::string request_timeout = "60s";
   int max_requests_inflight = 400;
   int max_mutating_requests_inflight = 200;

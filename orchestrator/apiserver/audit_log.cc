@@ -76,14 +76,17 @@ std::string AuditEvent::ToJson() const {
 }
 
 absl::StatusOr<std::unique_ptr<AuditLog>> AuditLog::Open(AuditLogOptions options, prometheus::Registry* registry) {
-  int fd = ::open(options.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("audit log ", options.path, ": ", std::strerror(errno)));
-  }
+  RotatingFileOptions fo;
+  fo.path = options.path;
+  fo.max_bytes = options.max_bytes;
+  fo.max_backups = options.max_backups;
+  fo.max_age_days = options.max_age_days;
+  auto file = RotatingFile::Open(fo);
+  if (!file.ok()) return absl::InvalidArgumentError(absl::StrCat("audit log ", file.status().message()));
   auto log = std::unique_ptr<AuditLog>(new AuditLog());
   log->options_ = std::move(options);
   if (log->options_.max_queued_events == 0) log->options_.max_queued_events = 1;
-  log->fd_ = fd;
+  log->file_ = std::move(*file);
   if (registry != nullptr) {
     log->events_total_ = &prometheus::BuildCounter()
                               .Name("apiserver_audit_event_total")
@@ -108,7 +111,6 @@ AuditLog::~AuditLog() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
-  if (fd_ >= 0) ::close(fd_);
 }
 
 void AuditLog::Record(const AuditEvent& event) {
@@ -131,7 +133,7 @@ void AuditLog::Record(const AuditEvent& event) {
 void AuditLog::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
   uint64_t target = enqueued_;
-  flushed_cv_.wait(lock, [&] { return written_ >= target || fd_ < 0; });
+  flushed_cv_.wait(lock, [&] { return written_ >= target; });
 }
 
 uint64_t AuditLog::dropped() const {
@@ -149,18 +151,11 @@ void AuditLog::Run() {
     lock.unlock();
     std::string data;
     for (auto& l : batch) data += l;
-    size_t off = 0;
-    bool failed = false;
-    while (off < data.size()) {
-      ssize_t n = ::write(fd_, data.data() + off, data.size() - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        spdlog::error("audit log {}: {}", options_.path, std::strerror(errno));
-        failed = true;
-        break;
-      }
-      off += static_cast<size_t>(n);
-    }
+    // One append per batch: a rotation happens between batches, never
+    // inside an event.
+    absl::Status written = file_->Append(data);
+    const bool failed = !written.ok();
+    if (failed) spdlog::error("audit log: {}", written.message());
     if (failed && errors_total_ != nullptr) errors_total_->Increment(static_cast<double>(batch.size()));
     lock.lock();
     written_ += batch.size();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/rotating_file.h"
 #include "orchestrator/apiserver/user_info.h"
 
 namespace prometheus {
@@ -63,6 +64,11 @@ struct AuditLogOptions {
   std::string path;
   // Events waiting for the disk; beyond this they are dropped.
   size_t max_queued_events = 10000;
+  // Size rotation as kube-apiserver's --audit-log-maxsize (here in bytes),
+  // --audit-log-maxbackup and --audit-log-maxage; 0 turns each off.
+  uint64_t max_bytes = 0;
+  int max_backups = 0;
+  int max_age_days = 0;
 };
 
 class AuditLog {
@@ -84,7 +90,7 @@ class AuditLog {
   void Run();
 
   AuditLogOptions options_;
-  int fd_ = -1;
+  std::unique_ptr<RotatingFile> file_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::condition_variable flushed_cv_;

@@ -217,9 +217,11 @@ TEST_F(NetworkObservabilityE2eTest, ObserveNamesPodsServiceVerdictsAndPrometheus
        absl::StrCat("--web.listen-address=127.0.0.1:", prom_port)},
       {.env = {}, .stdout_path = tmp_.File("prometheus.log")});
   ASSERT_TRUE(prometheus.ok()) << prometheus.status();
+  // Prometheus may still be starting: a refused query is retried, not a failure.
   auto query = [&](const std::string& promql) {
-    std::string body = Curl(absl::StrCat("http://127.0.0.1:", prom_port, "/api/v1/query"),
-                            {"--data-urlencode", "query=" + promql});
+    auto r = RunSubprocess({"curl", "-sS", "--max-time", "10", "--data-urlencode", "query=" + promql,
+                            absl::StrCat("http://127.0.0.1:", prom_port, "/api/v1/query")});
+    std::string body = r.ok() ? r->stdout_text : "";
     auto j = nlohmann::json::parse(body, nullptr, false);
     if (j.is_discarded() || !j.contains("data")) return nlohmann::json::array();
     return j["data"]["result"];

@@ -2,6 +2,8 @@
 // the disk; events beyond the queue are dropped and counted.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
 #include <prometheus/registry.h>
 #include <unistd.h>
 
@@ -107,6 +109,34 @@ TEST(AuditLog, DropsAndCountsWhenTheDiskDoesNotKeepUp) {
   reader.join();
   ::close(fds[0]);
   ::close(fds[1]);
+}
+
+TEST(AuditLog, RotatesBySizeAsKubeApiserverDoes) {
+  testing::TempDir dir;
+  AuditLogOptions o;
+  o.path = dir.File("audit.log");
+  o.max_bytes = 2000;  // a few events per file
+  o.max_backups = 2;
+  auto log = AuditLog::Open(o, nullptr);
+  ASSERT_TRUE(log.ok()) << log.status();
+  for (int i = 0; i < 40; ++i) {
+    (*log)->Record(Event(std::to_string(i)));
+    (*log)->Flush();  // one write per event, so every rotation point is an event boundary
+  }
+  log->reset();
+  std::vector<std::string> backups;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    const std::string name = e.path().filename().string();
+    if (name != "audit.log") backups.push_back(name);
+  }
+  ASSERT_EQ(backups.size(), 2u);
+  for (const auto& b : backups) {
+    EXPECT_EQ(b.rfind("audit-", 0), 0u) << b;  // audit-<UTC time>.log
+    for (const auto& line : absl::StrSplit(ReadFileToString(dir.File(b)).value_or(""), '\n', absl::SkipEmpty())) {
+      EXPECT_FALSE(json::parse(std::string(line), nullptr, false).is_discarded()) << line;
+    }
+  }
+  EXPECT_LE(std::filesystem::file_size(dir.File("audit.log")), 2000u);
 }
 
 TEST(AuditLog, UnwritablePathIsAnError) {

@@ -155,10 +155,18 @@ TEST(AlertPipelineTest, FileSinkRotatesBySize) {
     std::string line(40, 'x');
     for (int i = 0; i < 7; ++i) ASSERT_TRUE((*sink)->Write(line).ok());
   }
+  // 7 lines of 41 bytes, 2 per 100-byte file: 3 rotations, the newest 2
+  // backups (alerts-<UTC time>.jsonl) kept beside the live file.
   EXPECT_TRUE(std::filesystem::exists(dir + "/alerts.jsonl"));
-  EXPECT_TRUE(std::filesystem::exists(dir + "/alerts.jsonl.1"));
-  EXPECT_TRUE(std::filesystem::exists(dir + "/alerts.jsonl.2"));
-  EXPECT_FALSE(std::filesystem::exists(dir + "/alerts.jsonl.3"));
+  int backups = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name != "alerts.jsonl") {
+      EXPECT_EQ(name.rfind("alerts-", 0), 0u) << name;
+      ++backups;
+    }
+  }
+  EXPECT_EQ(backups, 2);
   EXPECT_LE(std::filesystem::file_size(dir + "/alerts.jsonl"), 100u);
   std::filesystem::remove_all(dir);
 }
