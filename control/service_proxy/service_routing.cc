@@ -196,6 +196,9 @@ class ServiceRouting::Impl {
     node_ports_ = std::make_unique<NodePortProxy>(*nodeport_, po);
     if (absl::Status st = node_ports_->Restore(); !st.ok()) return st;
     if (absl::Status st = node_ports_->SetNodeAddresses(*addresses); !st.ok()) return st;
+    // Pods and node processes reach <node address>:<nodePort> through the
+    // socket balancer (their packets never cross the external interfaces).
+    if (absl::Status st = proxy_->SetNodeAddresses(*addresses); !st.ok()) return st;
     nodeport_metrics_ = std::make_unique<NodePortMetrics>(
         registry, NodePortMapCapacity{.frontends = no.max_frontends, .backends = no.max_backends,
                                       .conntrack = no.max_conntrack});
@@ -235,6 +238,9 @@ class ServiceRouting::Impl {
         spdlog::warn("service routing: NodePort node addresses: {}", st.ToString());
       } else if (before != node_ports_->node_addresses()) {
         spdlog::info("service routing: NodePort node addresses now {}", absl::StrJoin(*addresses, ","));
+      }
+      if (absl::Status st = proxy_->SetNodeAddresses(*addresses); !st.ok()) {
+        spdlog::warn("service routing: node addresses in the socket balancer: {}", st.ToString());
       }
     }
     auto start = std::chrono::steady_clock::now();

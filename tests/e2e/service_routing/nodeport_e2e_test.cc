@@ -10,6 +10,7 @@
 // private bpffs holding the pins are removed at the end, also on failure.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -73,9 +74,11 @@ class NodePortE2eTest : public ::testing::Test {
     StartServer();
   }
 
-  void StartServer() {
+  // `data` names the server's data folder: a fresh one is an API that
+  // knows nothing of what the previous server programmed.
+  void StartServer(const std::string& data = "data") {
     auto s = testing::KelpieServer::Start(
-        dir_.File("data"), testing::FreeTcpPort(), dir_.File(absl::StrCat("server", ++starts_, ".log")),
+        dir_.File(data), testing::FreeTcpPort(), dir_.File(absl::StrCat("server", ++starts_, ".log")),
         {"--service-routing=true", "--service-routing-cgroup=" + cgroup_->path(), "--bpffs=" + bpffs_->path(),
          absl::StrCat("--node-name=", kNodeName), "--nodeport-interfaces=" + client_->host_veth(),
          "--nodeport-backend-interfaces=" + backends_->host_veth(), "--service-routing-maintenance-interval=1"});
@@ -119,10 +122,10 @@ class NodePortE2eTest : public ::testing::Test {
   const std::string& Remote() const { return backends_->addresses()[1]; }  // "on another node"
 
   // One TCP request from the external host to the NodePort.
-  std::optional<Served> Request(uint16_t node_port, int timeout_ms = 1000) {
+  std::optional<Served> Request(uint16_t node_port, int timeout_ms = 1000, const std::string& address = "") {
     NetnsThreadScope scope(client_->name());
     if (!scope.ok()) return std::nullopt;
-    ConnectResult r = TcpRequest(NodeAddress(), node_port, timeout_ms);
+    ConnectResult r = TcpRequest(address.empty() ? NodeAddress() : address, node_port, timeout_ms);
     if (r.error != 0) return std::nullopt;
     std::vector<std::string> parts = absl::StrSplit(std::string(absl::StripAsciiWhitespace(r.reply)), ' ');
     if (parts.size() != 2) return std::nullopt;
@@ -131,12 +134,13 @@ class NodePortE2eTest : public ::testing::Test {
 
   // Waits (bounded) until `want` consecutive requests all satisfy `ok`;
   // returns what the last requests looked like when it never happened.
-  std::string WaitForConsecutive(uint16_t node_port, int want, const std::function<bool(const Served&)>& ok) {
+  std::string WaitForConsecutive(uint16_t node_port, int want, const std::function<bool(const Served&)>& ok,
+                                 const std::string& address = "") {
     int streak = 0;
     std::string last;
     auto deadline = std::chrono::steady_clock::now() + 20s;
     while (std::chrono::steady_clock::now() < deadline) {
-      auto s = Request(node_port);
+      auto s = Request(node_port, 1000, address);
       if (s && ok(*s)) {
         if (++streak == want) return "";
         continue;
@@ -277,6 +281,68 @@ TEST_F(NodePortE2eTest, NodePortsKeepServingWhileTheServerRestarts) {
   // The restarted server still follows the API: the readiness flip applies.
   PutSlice(/*local_ready=*/true, /*remote_ready=*/false);
   EXPECT_EQ(WaitForConsecutive(node_port, 15, [&](const Served& s) { return s.backend == Local(); }), "");
+
+  // A server whose API has no such Service (a fresh data folder) adopts the
+  // pinned maps and, once its informers listed everything, removes the
+  // stale NodePort.
+  server_.reset();
+  StartServer("data-without-services");
+  EXPECT_NE(server_->Log().find("reusing pinned maps"), std::string::npos) << server_->Log();
+  bool gone = false;
+  for (int i = 0; i < 150 && !gone; ++i) {
+    gone = !Request(node_port, 300).has_value();
+    if (!gone) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(gone) << "the stale NodePort must go after the initial sync";
+}
+
+TEST_F(NodePortE2eTest, LoadBalancerServiceIsReachedOnItsExternalIpAndNodePort) {
+  // The external IP is an address of the backend namespace, so a packet the
+  // program did not translate could only ever reach the test's namespaces.
+  const std::string external_ip = backend_prefix_ + ".100";
+  ASSERT_TRUE(Ip({"-n", backends_->name(), "addr", "add", external_ip + "/32", "dev", "eth0"}).ok());
+  ASSERT_TRUE(Ip({"-n", client_->name(), "route", "add", external_ip + "/32", "via", NodeAddress()}).ok());
+  json svc = Call("POST", "/api/v1/namespaces/default/services",
+                  {{"apiVersion", "v1"},
+                   {"kind", "Service"},
+                   {"metadata", {{"name", "web"}}},
+                   {"spec",
+                    {{"type", "LoadBalancer"},
+                     {"externalIPs", json::array({external_ip})},
+                     {"ports", json::array({{{"name", "http"}, {"port", 80}, {"targetPort", kBackendPort}}})}}}});
+  uint16_t node_port = svc["spec"]["ports"][0].value("nodePort", 0);
+  ASSERT_NE(node_port, 0) << "a LoadBalancer service gets a NodePort: " << svc.dump();
+  json slice = Call("POST", "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", Slice(true, true));
+  ASSERT_EQ(slice.value("kind", ""), "EndpointSlice") << slice.dump();
+  // externalIP:port, translated on the node (the backend sees the node's
+  // address: SNAT), and the NodePort of the same service.
+  std::set<std::string> served;
+  EXPECT_EQ(WaitForConsecutive(80, 15,
+                               [&](const Served& s) {
+                                 served.insert(s.backend);
+                                 return s.source == NodeAddress();
+                               },
+                               external_ip),
+            "")
+      << server_->Log();
+  EXPECT_EQ(served.size(), 2u);
+  EXPECT_EQ(WaitForConsecutive(node_port, 5, [&](const Served& s) { return s.source == NodeAddress(); }), "");
+
+  // A node process (this test, moved into the cgroup the socket balancer
+  // serves) reaches <node address>:<nodePort> as well: its connect is
+  // translated at the socket (untranslated, the node's own address has no
+  // listener on that port and refuses).
+  ASSERT_TRUE(cgroup_->Enter().ok());
+  std::set<std::string> local_served;
+  for (int i = 0; i < 20; ++i) {
+    ConnectResult r = TcpRequest(NodeAddress(), node_port, 1000);
+    ASSERT_EQ(r.error, 0) << "connect " << i << ": " << std::strerror(r.error);
+    EXPECT_EQ(r.peer, absl::StrCat(NodeAddress(), ":", node_port)) << "getpeername shows the NodePort";
+    std::vector<std::string> parts = absl::StrSplit(std::string(absl::StripAsciiWhitespace(r.reply)), ' ');
+    ASSERT_EQ(parts.size(), 2u);
+    local_served.insert(parts[0]);
+  }
+  EXPECT_EQ(local_served.size(), 2u);
 }
 
 TEST_F(NodePortE2eTest, InternalTrafficPolicyLocalUsesOnlyThisNodesEndpoints) {
