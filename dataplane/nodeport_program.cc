@@ -111,19 +111,41 @@ absl::Status NodePortProgram::Load() {
   return absl::OkStatus();
 }
 
+absl::Status NodePortProgram::Attach(const std::string& interface) {
+  if (!skel_) return absl::FailedPreconditionError("the NodePort program is not loaded");
+  return AttachTo(interface);
+}
+
+bool NodePortProgram::IsAttached(const std::string& interface) const {
+  int ifindex = static_cast<int>(if_nametoindex(interface.c_str()));
+  if (ifindex == 0) return false;
+  for (const Attachment& a : attachments_) {
+    if (a.ifindex == ifindex) return true;
+  }
+  return false;
+}
+
 absl::Status NodePortProgram::AttachTo(const std::string& interface) {
   int ifindex = static_cast<int>(if_nametoindex(interface.c_str()));
   if (ifindex == 0) return ErrnoError(absl::StrCat("NodePort interface ", interface), errno);
+  for (const Attachment& a : attachments_) {
+    if (a.ifindex == ifindex) return absl::OkStatus();
+  }
   ClearLibbpfMessages();
   DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS);
   int err = bpf_tc_hook_create(&hook);
   if (err != 0 && err != -EEXIST) return LibbpfError(absl::StrCat("creating clsact qdisc on ", interface), err);
-  attachments_.push_back({.ifindex = ifindex, .created_qdisc = err == 0});
+  bool created_qdisc = err == 0;
   DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .prog_fd = bpf_program__fd(skel_->get()->progs.kelpie_nodeport_ingress),
                       .flags = BPF_TC_F_REPLACE, .handle = kFilterHandle, .priority = kFilterPriority);
   if (int e = bpf_tc_attach(&hook, &opts); e != 0) {
+    if (created_qdisc) {
+      hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+      (void)bpf_tc_hook_destroy(&hook);
+    }
     return LibbpfError(absl::StrCat("attaching the NodePort program to ", interface), e);
   }
+  attachments_.push_back({.ifindex = ifindex, .created_qdisc = created_qdisc});
   return absl::OkStatus();
 }
 
@@ -155,6 +177,45 @@ absl::Status NodePortProgram::DeleteBackend(uint32_t service_id, uint32_t index)
     return ErrnoError("deleting NodePort backend", errno);
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<NodePortSnapshot> NodePortProgram::Snapshot() const {
+  NodePortSnapshot snapshot;
+  int fd = bpf_map__fd(skel_->get()->maps.np_frontends);
+  kelpie_np_frontend_key fkey = {};
+  kelpie_np_frontend_key fnext = {};
+  const void* prev = nullptr;
+  for (uint32_t i = 0; i < options_.max_frontends && bpf_map_get_next_key(fd, prev, &fnext) == 0; ++i) {
+    kelpie_np_frontend_value value = {};
+    if (bpf_map_lookup_elem(fd, &fnext, &value) == 0) snapshot.frontends.emplace_back(fnext, value);
+    fkey = fnext;
+    prev = &fkey;
+  }
+  fd = bpf_map__fd(skel_->get()->maps.np_backends);
+  kelpie_np_backend_key bkey = {};
+  kelpie_np_backend_key bnext = {};
+  prev = nullptr;
+  for (uint32_t i = 0; i < options_.max_backends && bpf_map_get_next_key(fd, prev, &bnext) == 0; ++i) {
+    kelpie_np_backend value = {};
+    if (bpf_map_lookup_elem(fd, &bnext, &value) == 0) snapshot.backends.emplace_back(bnext, value);
+    bkey = bnext;
+    prev = &bkey;
+  }
+  return snapshot;
+}
+
+absl::StatusOr<size_t> NodePortProgram::ConntrackEntryCount() const {
+  int fd = bpf_map__fd(skel_->get()->maps.np_conntrack);
+  kelpie_np_ct_key key = {};
+  kelpie_np_ct_key next = {};
+  const void* prev = nullptr;
+  size_t n = 0;
+  while (n < options_.max_conntrack && bpf_map_get_next_key(fd, prev, &next) == 0) {
+    ++n;
+    key = next;
+    prev = &key;
+  }
+  return n;
 }
 
 absl::StatusOr<std::vector<NodePortEntry>> NodePortProgram::ConntrackEntries() const {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,12 @@ struct NodePortEntry {
   kelpie_np_ct_value value;
 };
 
+// Frontends and backend lists as the maps hold them (restore after restart).
+struct NodePortSnapshot {
+  std::vector<std::pair<kelpie_np_frontend_key, kelpie_np_frontend_value>> frontends;
+  std::vector<std::pair<kelpie_np_backend_key, kelpie_np_backend>> backends;
+};
+
 // The writes the control plane makes (a fake in unit tests).
 class NodePortMaps {
  public:
@@ -59,6 +66,8 @@ class NodePortMaps {
   virtual absl::Status DeleteFrontend(const kelpie_np_frontend_key& key) = 0;
   virtual absl::Status UpsertBackend(uint32_t service_id, uint32_t index, const kelpie_np_backend& backend) = 0;
   virtual absl::Status DeleteBackend(uint32_t service_id, uint32_t index) = 0;
+  // Everything the frontend and backend maps hold (a previous run's state).
+  virtual absl::StatusOr<NodePortSnapshot> Snapshot() const = 0;
 };
 
 class NodePortProgram : public NodePortMaps {
@@ -72,6 +81,13 @@ class NodePortProgram : public NodePortMaps {
   absl::Status DeleteFrontend(const kelpie_np_frontend_key& key) override;
   absl::Status UpsertBackend(uint32_t service_id, uint32_t index, const kelpie_np_backend& backend) override;
   absl::Status DeleteBackend(uint32_t service_id, uint32_t index) override;
+  absl::StatusOr<NodePortSnapshot> Snapshot() const override;
+
+  // Attaches to one more interface (in the calling thread's network
+  // namespace); a no-op when already attached to it. Interfaces that appear
+  // later (the pod bridge, created with the first pod) are added this way.
+  absl::Status Attach(const std::string& interface);
+  bool IsAttached(const std::string& interface) const;
 
   // Removes conntrack entries idle longer than their state allows (and the
   // other direction of the same flow with them); returns how many went.
@@ -79,6 +95,9 @@ class NodePortProgram : public NodePortMaps {
   absl::StatusOr<std::vector<NodePortEntry>> ConntrackEntries() const;
   // Per-reason packet counters summed over CPUs, indexed by kelpie_np_reason.
   absl::StatusOr<std::vector<uint64_t>> ReasonCounts() const;
+
+  // Entries in the conntrack map (a walk; bounded by its size).
+  absl::StatusOr<size_t> ConntrackEntryCount() const;
 
   bool reused_pins() const { return reused_pins_; }
   const NodePortOptions& options() const { return options_; }

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -25,34 +26,157 @@ uint8_t IpProtocol(Protocol p) { return p == Protocol::kUdp ? IPPROTO_UDP : IPPR
 NodePortProxy::NodePortProxy(dataplane::NodePortMaps& maps, NodePortProxyOptions options)
     : maps_(maps), options_(std::move(options)) {}
 
-uint32_t NodePortProxy::IdFor(const std::string& port_key) {
-  auto [it, inserted] = ids_.emplace(port_key, next_id_);
-  if (inserted) ++next_id_;
-  return it->second;
+absl::Status NodePortProxy::Restore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto snapshot = maps_.Snapshot();
+  if (!snapshot.ok()) return snapshot.status();
+  for (const auto& [k, v] : snapshot->frontends) {
+    frontends_[{k.address, k.port, k.protocol}] = v;
+    next_id_ = std::max(next_id_, v.service_id + 1);
+  }
+  // Backend lists are dense from index 0; a gap (a write the previous run
+  // did not finish) is a placeholder the next sync overwrites or deletes.
+  constexpr uint32_t kMaxRestoredIndex = 1u << 20;
+  for (const auto& [k, b] : snapshot->backends) {
+    if (k.index >= kMaxRestoredIndex) continue;
+    std::vector<Backend>& list = backends_[k.service_id];
+    if (list.size() <= k.index) list.resize(k.index + 1, Backend{0, 0});
+    list[k.index] = Backend{b.address, b.port};
+    next_id_ = std::max(next_id_, k.service_id + 1);
+  }
+  deferred_ = true;
+  return absl::OkStatus();
+}
+
+uint32_t NodePortProxy::IdFor(const std::string& port_key, const std::vector<FrontendKey>& frontends) {
+  if (auto it = ids_.find(port_key); it != ids_.end()) return it->second;
+  // A restored frontend of this port keeps its id: its backend list is
+  // then rewritten in place instead of a new list being built beside it.
+  uint32_t id = 0;
+  for (const FrontendKey& key : frontends) {
+    auto fe = frontends_.find(key);
+    if (fe == frontends_.end() || frontend_owner_.count(key) != 0) continue;
+    if (claimed_ids_.count(fe->second.service_id) != 0) continue;
+    id = fe->second.service_id;
+    break;
+  }
+  if (id == 0) id = next_id_++;
+  ids_[port_key] = id;
+  claimed_ids_.insert(id);
+  return id;
 }
 
 absl::Status NodePortProxy::OnServiceUpdate(const Service& service) {
+  std::lock_guard<std::mutex> lock(mu_);
   services_[service.Key()] = service;
-  return Sync(service.Key());
+  return deferred_ ? absl::OkStatus() : Sync(service.Key());
 }
 
 absl::Status NodePortProxy::OnServiceDelete(const std::string& namespace_name, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
   std::string key = namespace_name + "/" + name;
   services_.erase(key);
-  return Sync(key);
+  return deferred_ ? absl::OkStatus() : Sync(key);
 }
 
 absl::Status NodePortProxy::OnEndpointSliceUpdate(const EndpointSlice& slice) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // A slice relabelled to another service leaves the old one.
+  std::string previous_service;
+  if (auto it = slices_.find(slice.Key()); it != slices_.end()) previous_service = it->second.ServiceKey();
   slices_[slice.Key()] = slice;
+  if (deferred_) return absl::OkStatus();
+  if (!previous_service.empty() && previous_service != slice.ServiceKey()) {
+    if (absl::Status st = Sync(previous_service); !st.ok()) return st;
+  }
   return Sync(slice.ServiceKey());
 }
 
 absl::Status NodePortProxy::OnEndpointSliceDelete(const std::string& namespace_name, const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = slices_.find(namespace_name + "/" + name);
   if (it == slices_.end()) return absl::OkStatus();
   std::string service_key = it->second.ServiceKey();
   slices_.erase(it);
-  return Sync(service_key);
+  return deferred_ ? absl::OkStatus() : Sync(service_key);
+}
+
+absl::Status NodePortProxy::OnInitialSyncDone() {
+  std::lock_guard<std::mutex> lock(mu_);
+  deferred_ = false;
+  absl::Status first = SyncAll();
+  // What the previous run left and no service claims: frontends first (the
+  // program stops choosing from their lists), then the lists.
+  for (auto it = frontends_.begin(); it != frontends_.end();) {
+    if (frontend_owner_.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    kelpie_np_frontend_key k = {.address = std::get<0>(it->first), .port = std::get<1>(it->first),
+                                .protocol = std::get<2>(it->first), .pad = 0};
+    if (absl::Status st = maps_.DeleteFrontend(k); !st.ok()) {
+      if (first.ok()) first = st;
+      ++it;
+      continue;
+    }
+    it = frontends_.erase(it);
+  }
+  std::set<uint32_t> referenced = claimed_ids_;
+  for (const auto& [key, value] : frontends_) referenced.insert(value.service_id);
+  for (auto it = backends_.begin(); it != backends_.end();) {
+    if (referenced.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    bool all = true;
+    for (size_t i = 0; i < it->second.size(); ++i) {
+      if (absl::Status st = maps_.DeleteBackend(it->first, static_cast<uint32_t>(i)); !st.ok()) {
+        if (first.ok()) first = st;
+        all = false;
+      }
+    }
+    it = all ? backends_.erase(it) : std::next(it);
+  }
+  return first;
+}
+
+absl::Status NodePortProxy::SetNodeAddresses(std::vector<std::string> addresses) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+  if (addresses == options_.node_addresses) return absl::OkStatus();
+  options_.node_addresses = std::move(addresses);
+  return deferred_ ? absl::OkStatus() : SyncAll();
+}
+
+std::vector<std::string> NodePortProxy::node_addresses() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return options_.node_addresses;
+}
+
+size_t NodePortProxy::frontend_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return frontends_.size();
+}
+
+size_t NodePortProxy::backend_count() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [id, list] : backends_) n += list.size();
+  return n;
+}
+
+absl::Status NodePortProxy::SyncAll() {
+  std::set<std::string> keys;
+  for (const auto& [key, service] : services_) keys.insert(key);
+  for (const auto& [key, slice] : slices_) keys.insert(slice.ServiceKey());
+  for (const auto& [key, owner] : frontend_owner_) keys.insert(owner);
+  absl::Status first;
+  for (const std::string& key : keys) {
+    absl::Status st = Sync(key);
+    if (!st.ok() && first.ok()) first = st;
+  }
+  return first;
 }
 
 absl::Status NodePortProxy::Sync(const std::string& service_key) {
@@ -73,11 +197,19 @@ absl::Status NodePortProxy::Sync(const std::string& service_key) {
     }
     bool node_ports = s.type == "NodePort" || s.type == "LoadBalancer";
     for (const ServicePort& port : s.ports) {
-      if (port.protocol == Protocol::kSctp) continue;
-      bool has_frontend = (node_ports && port.node_port != 0 && !node_addrs.empty()) ||
-                          (!external_addrs.empty() && !node_addrs.empty());
-      if (!has_frontend) continue;
-      uint32_t id = IdFor(absl::StrCat(service_key, "/", port.name, "/", static_cast<int>(port.protocol)));
+      if (port.protocol == Protocol::kSctp || node_addrs.empty()) continue;
+      // (frontend, SNAT address) pairs of this port.
+      std::vector<std::pair<FrontendKey, uint32_t>> frontends;
+      if (node_ports && port.node_port != 0) {
+        for (uint32_t a : node_addrs) frontends.push_back({{a, htons(port.node_port), IpProtocol(port.protocol)}, a});
+      }
+      for (uint32_t a : external_addrs) {
+        frontends.push_back({{a, htons(port.port), IpProtocol(port.protocol)}, node_addrs.front()});
+      }
+      if (frontends.empty()) continue;
+      std::vector<FrontendKey> keys;
+      for (const auto& f : frontends) keys.push_back(f.first);
+      uint32_t id = IdFor(absl::StrCat(service_key, "/", port.name, "/", static_cast<int>(port.protocol)), keys);
       // Ready endpoints; serving terminating ones only when none is ready.
       std::vector<Backend> ready, terminating;
       std::set<std::pair<uint32_t, uint16_t>> seen;
@@ -102,25 +234,19 @@ absl::Status NodePortProxy::Sync(const std::string& service_key) {
       }
       std::vector<Backend>& chosen = ready.empty() ? terminating : ready;
       want_backends[id] = chosen;
-      auto add = [&](uint32_t address, uint16_t frontend_port, uint32_t snat) {
+      for (const auto& [key, snat] : frontends) {
         kelpie_np_frontend_value v = {};
         v.service_id = id;
         v.backend_count = static_cast<uint32_t>(chosen.size());
         v.snat_address = snat;
         v.flags = s.external_traffic_local ? KELPIE_NP_FRONTEND_LOCAL : 0;
-        want[{address, htons(frontend_port), IpProtocol(port.protocol)}] = v;
-      };
-      if (node_ports && port.node_port != 0) {
-        for (uint32_t a : node_addrs) add(a, port.node_port, a);
-      }
-      if (!node_addrs.empty()) {
-        for (uint32_t a : external_addrs) add(a, port.port, node_addrs.front());
+        want[key] = v;
       }
     }
   }
   // Backends first (growing lists), then frontends, then what shrank.
   for (const auto& [id, list] : want_backends) {
-    std::vector<Backend>& have = backends_[id];
+    const std::vector<Backend>& have = backends_[id];
     for (size_t i = 0; i < list.size(); ++i) {
       if (i < have.size() && have[i] == list[i]) continue;
       kelpie_np_backend b = {.address = list[i].address, .port = list[i].port, .pad = 0};
@@ -129,11 +255,12 @@ absl::Status NodePortProxy::Sync(const std::string& service_key) {
   }
   for (const auto& [key, value] : want) {
     auto it = frontends_.find(key);
-    if (it != frontends_.end() && std::memcmp(&it->second, &value, sizeof(value)) == 0) continue;
-    kelpie_np_frontend_key k = {.address = std::get<0>(key), .port = std::get<1>(key),
-                                .protocol = std::get<2>(key), .pad = 0};
-    if (absl::Status st = maps_.UpsertFrontend(k, value); !st.ok()) return st;
-    frontends_[key] = value;
+    if (it == frontends_.end() || std::memcmp(&it->second, &value, sizeof(value)) != 0) {
+      kelpie_np_frontend_key k = {.address = std::get<0>(key), .port = std::get<1>(key),
+                                  .protocol = std::get<2>(key), .pad = 0};
+      if (absl::Status st = maps_.UpsertFrontend(k, value); !st.ok()) return st;
+      frontends_[key] = value;
+    }
     frontend_owner_[key] = service_key;
   }
   for (auto it = frontend_owner_.begin(); it != frontend_owner_.end();) {
@@ -147,21 +274,23 @@ absl::Status NodePortProxy::Sync(const std::string& service_key) {
     frontends_.erase(it->first);
     it = frontend_owner_.erase(it);
   }
-  // Trailing backends no frontend counts any more; ids of ports that went.
+  // Trailing backends no frontend counts any more; whole lists of ports
+  // that went.
   std::string prefix = service_key + "/";
   for (auto id_it = ids_.begin(); id_it != ids_.end(); ++id_it) {
     if (id_it->first.compare(0, prefix.size(), prefix) != 0) continue;
     uint32_t id = id_it->second;
     auto have = backends_.find(id);
     if (have == backends_.end()) continue;
-    size_t keep = want_backends.count(id) ? want_backends[id].size() : 0;
+    auto wanted = want_backends.find(id);
+    size_t keep = wanted != want_backends.end() ? wanted->second.size() : 0;
     for (size_t i = keep; i < have->second.size(); ++i) {
       if (absl::Status st = maps_.DeleteBackend(id, static_cast<uint32_t>(i)); !st.ok()) return st;
     }
     if (keep == 0) {
       backends_.erase(have);
     } else {
-      have->second = want_backends[id];
+      have->second = wanted->second;
     }
   }
   return absl::OkStatus();

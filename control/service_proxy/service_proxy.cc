@@ -292,7 +292,42 @@ std::vector<ServiceProxy::DesiredFrontend> ServiceProxy::Compute(const Service& 
   };
   for (const auto& ip : svc.cluster_ips) add(ip, false);
   for (const auto& ip : svc.external_ips) add(ip, true);
+  // <node address>:<nodePort> from this node: treated like external IPs
+  // (externalTrafficPolicy does not apply to node-local clients, as in
+  // kube-proxy, whose local traffic to a Local NodePort uses every endpoint).
+  if (svc.type == "NodePort" || svc.type == "LoadBalancer") {
+    for (const auto& address : options_.node_addresses) {
+      auto ip = ParseIpv4(address);
+      if (!ip) continue;
+      for (const auto& sp : svc.ports) {
+        if (sp.protocol == Protocol::kSctp || sp.node_port == 0) continue;
+        DesiredFrontend f;
+        f.key = {.address = *ip, .port = htons(sp.node_port), .protocol = IpProtocol(sp.protocol)};
+        f.flags = KELPIE_LB_SERVICE_EXTERNAL;
+        if (svc.session_affinity_client_ip) {
+          f.flags |= KELPIE_LB_SERVICE_AFFINITY;
+          f.affinity_timeout_s = svc.session_affinity_timeout_s;
+        }
+        if (options_.maglev_table_size != 0) f.flags |= KELPIE_LB_SERVICE_MAGLEV;
+        f.backends = backends_for(sp, false);
+        out.push_back(std::move(f));
+      }
+    }
+  }
   return out;
+}
+
+absl::Status ServiceProxy::SetNodeAddresses(std::vector<std::string> addresses) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+  if (addresses == options_.node_addresses) return absl::OkStatus();
+  options_.node_addresses = std::move(addresses);
+  absl::Status s = absl::OkStatus();
+  for (const auto& [key, service] : services_) {
+    if (service.type == "NodePort" || service.type == "LoadBalancer") s.Update(Reconcile(key));
+  }
+  return s;
 }
 
 absl::Status ServiceProxy::Reconcile(const std::string& service_key) {

@@ -53,6 +53,11 @@ struct ServiceProxyOptions {
   // 0: random selection over the ready backends. A prime (e.g. 16381 as in
   // Cilium, or 1021): Maglev tables of that size, identical on every node.
   uint32_t maglev_table_size = 0;
+  // This node's addresses (IPv4, dotted): NodePort and LoadBalancer
+  // services get a socket-level frontend per address and nodePort, so pods
+  // and node processes reach <node address>:<nodePort> like the service
+  // (external traffic is the tc program's, see NodePortProxy).
+  std::vector<std::string> node_addresses;
 };
 
 // A backend as routed: IPv4 address, port, protocol.
@@ -79,6 +84,9 @@ class ServiceProxy {
   // The informer delivered its first full list: remove what no service
   // claims (stale entries of a previous run).
   absl::Status OnInitialSyncDone();
+  // The node's addresses changed: NodePort frontends follow (a no-op when
+  // the set is unchanged).
+  absl::Status SetNodeAddresses(std::vector<std::string> addresses);
 
   // Refreshes the pressure of the maps the BPF programs fill (reverse
   // translation and affinity LRUs) by walking them: call on a slow timer.

@@ -50,81 +50,6 @@ uint32_t Ipv4(const std::string& s) {
   return a.s_addr;
 }
 
-// Answers every TCP connection and UDP datagram on kBackendPort with
-// "<own address> <peer address>", so the client learns which backend served
-// it and which source address the backend saw.
-class PeerEchoServer {
- public:
-  PeerEchoServer(const std::string& netns, const std::string& address) {
-    std::thread([&] {
-      NetnsThreadScope scope(netns);
-      if (!scope.ok()) return;
-      tcp_ = Bind(SOCK_STREAM, address);
-      udp_ = Bind(SOCK_DGRAM, address);
-      if (tcp_ >= 0) ::listen(tcp_, 64);
-    }).join();
-    if (tcp_ >= 0 && udp_ >= 0) {
-      thread_ = std::thread([this, address] { Serve(address); });
-    }
-  }
-  ~PeerEchoServer() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    if (tcp_ >= 0) ::close(tcp_);
-    if (udp_ >= 0) ::close(udp_);
-  }
-  bool ok() const { return thread_.joinable(); }
-
- private:
-  static int Bind(int type, const std::string& address) {
-    int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in a = {};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(kBackendPort);
-    a.sin_addr.s_addr = Ipv4(address);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-      ::close(fd);
-      return -1;
-    }
-    return fd;
-  }
-  void Serve(const std::string& address) {
-    while (!stop_) {
-      pollfd fds[2] = {{tcp_, POLLIN, 0}, {udp_, POLLIN, 0}};
-      if (::poll(fds, 2, 100) <= 0) continue;
-      char buf[256];
-      sockaddr_in peer = {};
-      socklen_t len = sizeof(peer);
-      if (fds[0].revents & POLLIN) {
-        int c = ::accept4(tcp_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
-        if (c >= 0) {
-          timeval tv = {.tv_sec = 1, .tv_usec = 0};
-          ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-          (void)::recv(c, buf, sizeof(buf), 0);
-          std::string reply = absl::StrCat(address, " ", inet_ntoa(peer.sin_addr), "\n");
-          (void)::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
-          ::close(c);
-        }
-      }
-      if (fds[1].revents & POLLIN) {
-        len = sizeof(peer);
-        ssize_t n = ::recvfrom(udp_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&peer), &len);
-        if (n >= 0) {
-          std::string reply = absl::StrCat(address, " ", inet_ntoa(peer.sin_addr), "\n");
-          (void)::sendto(udp_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), len);
-        }
-      }
-    }
-  }
-  int tcp_ = -1;
-  int udp_ = -1;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
 // client netns --veth-- node netns (ext0 + bridge cni0) --veth-- backend netns.
 class NodePortTopology {
  public:
@@ -220,7 +145,7 @@ class NodePortTest : public ::testing::Test {
     guard_.netns = topology_.node();
     guard_.program = std::move(*program);
     for (size_t i = 0; i < kBackendIps.size(); ++i) {
-      servers_.push_back(std::make_unique<PeerEchoServer>(topology_.backends()[i], kBackendIps[i]));
+      servers_.push_back(std::make_unique<PeerEchoServer>(topology_.backends()[i], kBackendIps[i], kBackendPort));
       ASSERT_TRUE(servers_.back()->ok());
     }
   }

@@ -281,4 +281,77 @@ DatagramResult UdpRequest(const std::string& ip, uint16_t port, int timeout_ms) 
   return r;
 }
 
+
+namespace {
+
+int BindPeerEcho(int type, const std::string& address, uint16_t port) {
+  int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a = Addr(address, port);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::string PeerText(const sockaddr_in& peer) {
+  char buf[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &peer.sin_addr, buf, sizeof(buf));
+  return buf;
+}
+
+}  // namespace
+
+PeerEchoServer::PeerEchoServer(const std::string& netns, const std::string& address, uint16_t port) {
+  std::thread([&] {
+    NetnsThreadScope scope(netns);
+    if (!scope.ok()) return;
+    tcp_ = BindPeerEcho(SOCK_STREAM, address, port);
+    udp_ = BindPeerEcho(SOCK_DGRAM, address, port);
+    if (tcp_ >= 0) ::listen(tcp_, 64);
+  }).join();
+  if (tcp_ >= 0 && udp_ >= 0) {
+    thread_ = std::thread([this, address] { Serve(address); });
+  }
+}
+
+PeerEchoServer::~PeerEchoServer() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (tcp_ >= 0) ::close(tcp_);
+  if (udp_ >= 0) ::close(udp_);
+}
+
+void PeerEchoServer::Serve(const std::string& address) {
+  while (!stop_) {
+    pollfd fds[2] = {{tcp_, POLLIN, 0}, {udp_, POLLIN, 0}};
+    if (::poll(fds, 2, 100) <= 0) continue;
+    char buf[256];
+    sockaddr_in peer = {};
+    socklen_t len = sizeof(peer);
+    if (fds[0].revents & POLLIN) {
+      int c = ::accept4(tcp_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC);
+      if (c >= 0) {
+        timeval tv = {.tv_sec = 1, .tv_usec = 0};
+        ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        (void)::recv(c, buf, sizeof(buf), 0);
+        std::string reply = absl::StrCat(address, " ", PeerText(peer), "\n");
+        (void)::send(c, reply.data(), reply.size(), MSG_NOSIGNAL);
+        ::close(c);
+      }
+    }
+    if (fds[1].revents & POLLIN) {
+      len = sizeof(peer);
+      ssize_t n = ::recvfrom(udp_, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&peer), &len);
+      if (n >= 0) {
+        std::string reply = absl::StrCat(address, " ", PeerText(peer), "\n");
+        (void)::sendto(udp_, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&peer), len);
+      }
+    }
+  }
+}
+
 }  // namespace kelpie::service_routing_testing

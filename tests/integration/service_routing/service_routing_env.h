@@ -71,6 +71,23 @@ class EchoServers {
   std::vector<std::thread> threads_;
 };
 
+// Answers every TCP connection and UDP datagram on address:port (inside
+// netns) with "<own address> <peer address>\n", so a client learns which
+// backend served it and which source address the backend saw.
+class PeerEchoServer {
+ public:
+  PeerEchoServer(const std::string& netns, const std::string& address, uint16_t port);
+  ~PeerEchoServer();
+  bool ok() const { return thread_.joinable(); }
+
+ private:
+  void Serve(const std::string& address);
+  int tcp_ = -1;
+  int udp_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 // A cgroup v2 folder under the v2 root; the process moves in on Enter() and
 // back to its original cgroup on destruction, then the folder goes.
 class TestCgroup {

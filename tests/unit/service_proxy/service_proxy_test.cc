@@ -101,6 +101,34 @@ TEST_F(ServiceProxyTest, NoEndpointsKeepsAnEmptyServiceSoConnectsAreRefused) {
   EXPECT_EQ(maps.services[Key("10.43.0.20", 80)].slot_count, 0u);
 }
 
+TEST_F(ServiceProxyTest, NodePortsOfNodeAddressesAreServedToLocalClients) {
+  Service s = Web();
+  s.type = "NodePort";
+  s.external_traffic_local = true;  // does not apply to node-local clients
+  s.ports[0].node_port = 30080;
+  s.ports[1].node_port = 30053;
+  ASSERT_TRUE(proxy.OnServiceUpdate(s).ok());
+  ASSERT_TRUE(proxy
+                  .OnEndpointSliceUpdate(Slice("web-1", {Ep("10.42.0.5", true, true, false, "node-a"),
+                                                         Ep("10.42.1.5", true, true, false, "node-b")}))
+                  .ok());
+  EXPECT_EQ(maps.services.count(Key("172.16.0.1", 30080)), 0u) << "no node address known yet";
+  ASSERT_TRUE(proxy.SetNodeAddresses({"172.16.0.1"}).ok());
+  EXPECT_THAT(maps.RoutedTo(Key("172.16.0.1", 30080)), UnorderedElementsAre("10.42.0.5:8080", "10.42.1.5:8080"));
+  EXPECT_THAT(maps.RoutedTo(Key("172.16.0.1", 30053, true)),
+              UnorderedElementsAre("10.42.0.5:5353", "10.42.1.5:5353"));
+  EXPECT_TRUE(maps.services[Key("172.16.0.1", 30080)].flags & KELPIE_LB_SERVICE_EXTERNAL);
+  // The address moves: the frontends follow.
+  ASSERT_TRUE(proxy.SetNodeAddresses({"172.16.9.1"}).ok());
+  EXPECT_EQ(maps.services.count(Key("172.16.0.1", 30080)), 0u);
+  EXPECT_EQ(maps.services.count(Key("172.16.9.1", 30080)), 1u);
+  // A ClusterIP service has none.
+  s.type = "ClusterIP";
+  ASSERT_TRUE(proxy.OnServiceUpdate(s).ok());
+  EXPECT_EQ(maps.services.count(Key("172.16.9.1", 30080)), 0u);
+  EXPECT_EQ(proxy.frontend_count(), 2u);
+}
+
 TEST_F(ServiceProxyTest, HeadlessAndExternalNameServicesAreNotRouted) {
   Service headless = Web();
   headless.cluster_ips = {"None"};
