@@ -20,6 +20,7 @@
 #include "common/net/ip_cidr.h"
 #include "common/signals.h"
 #include "exporters/observability/network_observability_flags.h"
+#include "exporters/state_metrics/cluster_state_metrics.h"
 #include "orchestrator/api/resource_registry.h"
 #include "orchestrator/apiserver/api_server.h"
 #include "orchestrator/apiserver/api_server_config.h"
@@ -75,6 +76,7 @@ struct ServerFlags {
   controllers::CoreControllerFlags core_controllers;
   bool scheduler = true;
   std::string scheduler_config;
+  bool state_metrics = true;
 };
 
 // Every controller `kelpie server` can run (--controllers picks among them).
@@ -426,6 +428,25 @@ int RunServer(const ServerFlags& f) {
   }
   // --- end of scheduler -------------------------------------------------------
 
+  // --- kube-state-metrics families (kube_pod_*, kube_deployment_*, kube_node_*) at /metrics
+  std::shared_ptr<state_metrics::ClusterStateMetrics> cluster_state;
+  if (f.state_metrics) {
+    auto started = state_metrics::ClusterStateMetrics::Start(client::ClientOptionsFromKubeconfig(kc));
+    if (!started.ok()) {
+      spdlog::error("state metrics: {}", started.status().message());
+      if (pod_scheduler) pod_scheduler->Stop();
+      if (controller_manager) controller_manager->Stop();
+      if (cluster_dns) cluster_dns->Stop();
+      if (routing) routing->Stop();
+      local_node->Stop();
+      api.Shutdown(std::chrono::milliseconds(0));
+      return 1;
+    }
+    cluster_state = std::move(*started);
+    api.AddMetricsRegistry(cluster_state);
+  }
+  // --- end of state metrics --------------------------------------------------
+
   // --- network observability (flows, TCP health, /metrics, /v1/flows) ------
   auto observability = observability::StartFromFlags(f.observability, local_node->node_name(), f.data_dir,
                                                      client::ClientOptionsFromKubeconfig(kc));
@@ -449,6 +470,7 @@ int RunServer(const ServerFlags& f) {
   int sig = WaitForTerminationSignal();
   spdlog::info("received {}, shutting down (grace {}s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
                f.shutdown_grace_seconds);
+  if (cluster_state) cluster_state->Stop();
   if (pod_scheduler) pod_scheduler->Stop();
   if (controller_manager) controller_manager->Stop();
   if (cluster_dns) cluster_dns->Stop();
@@ -514,6 +536,10 @@ CommandRunner RegisterServerCommand(CLI::App& root) {
       ->capture_default_str();
   app->add_option("--scheduler", f->scheduler,
                   "Run the scheduler, which assigns pending pods to nodes (false: leave pods to another scheduler)")
+      ->capture_default_str();
+  app->add_option("--state-metrics", f->state_metrics,
+                  "Serve kube-state-metrics-compatible kube_pod_*, kube_deployment_* and kube_node_* families at "
+                  "/metrics (computed from a watch of pods, deployments and nodes)")
       ->capture_default_str();
   app->add_option("--scheduler-config", f->scheduler_config,
                   "YAML file with the scheduler's settings: plugin weights, disabled plugins, scoring strategy, "

@@ -177,6 +177,12 @@ class ServerState {
   HttpServerOptions options_;
   HttpHandler handler_;
   asio::io_context ioc_;
+  // Keeps the I/O threads running until Shutdown ends them: once the
+  // acceptor is closed and no socket operation is pending the loop would
+  // otherwise return, and an upgrade handler closing its connection (a
+  // handler posted to the session's strand and waited for) would wait
+  // forever.
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running_;
   ssl::context ssl_ctx_;
   std::optional<tcp::acceptor> acceptor_;
 
@@ -679,6 +685,7 @@ class HttpServerImpl final : public HttpServer {
     }
     port_ = acc.local_endpoint().port();
     state_->Accept();
+    state_->keep_running_.emplace(state_->ioc_.get_executor());
     int n = std::max(1, opts.io_threads);
     for (int i = 0; i < n; ++i) {
       threads_.emplace_back([this] { state_->ioc_.run(); });
@@ -721,6 +728,7 @@ class HttpServerImpl final : public HttpServer {
     // Upgrade handlers see their connections closed and return.
     state_->JoinUpgradeThreads();
     wait_for_sessions(std::chrono::seconds(1));
+    state_->keep_running_.reset();
     state_->ioc_.stop();
     for (auto& t : threads_) t.join();
     threads_.clear();

@@ -205,7 +205,7 @@ struct ApiServer::State {
   std::shared_ptr<AuditLog> audit_log;
   DeadlineScheduler deadlines;
   std::mutex registries_mu;
-  std::vector<std::shared_ptr<prometheus::Registry>> registries;
+  std::vector<std::shared_ptr<prometheus::Collectable>> registries;
 };
 
 // Wraps the transport's responder: the first answer wins (a timeout's 504
@@ -405,7 +405,7 @@ void ApiServer::AddReadinessCheck(std::string name, HealthCheck check) {
 
 void ApiServer::SetPodStreamProxy(std::shared_ptr<PodStreamProxy> proxy) { pod_streams_ = std::move(proxy); }
 
-void ApiServer::AddMetricsRegistry(std::shared_ptr<prometheus::Registry> registry) {
+void ApiServer::AddMetricsRegistry(std::shared_ptr<prometheus::Collectable> registry) {
   if (!registry) return;
   std::lock_guard<std::mutex> lock(state_->registries_mu);
   for (const auto& r : state_->registries) {
@@ -478,7 +478,7 @@ http::HttpResponse ApiServer::HealthResponse(const http::HttpRequest& request, b
 }
 
 http::HttpResponse ApiServer::MetricsResponse() {
-  std::vector<std::shared_ptr<prometheus::Registry>> registries;
+  std::vector<std::shared_ptr<prometheus::Collectable>> registries;
   {
     std::lock_guard<std::mutex> lock(state_->registries_mu);
     registries = state_->registries;

@@ -34,6 +34,7 @@
 #include "common/http/http_server.h"
 
 namespace prometheus {
+class Collectable;
 class Registry;
 }
 
@@ -86,8 +87,9 @@ class ApiServer {
   ~ApiServer();
 
   void AddReadinessCheck(std::string name, HealthCheck check);
-  // /metrics serves this registry too (other components' metrics).
-  void AddMetricsRegistry(std::shared_ptr<prometheus::Registry> registry);
+  // /metrics serves this registry (or any Collectable) too: other
+  // components' metrics.
+  void AddMetricsRegistry(std::shared_ptr<prometheus::Collectable> registry);
   // Serves pods/log, exec, attach and portforward by proxying to kubelets
   // (without it those subresources are not found). Set before Start.
   void SetPodStreamProxy(std::shared_ptr<PodStreamProxy> proxy);

@@ -659,12 +659,12 @@ absl::Status DeploymentController::SyncRolloutStatus(Rollout& r) {
     }
   }
   // A ReplicaSet that cannot create pods makes the deployment report it.
-  // A copy: value() returns a temporary, so a pointer into it would dangle.
+  // value() returns a temporary that dies at the end of the if's init
+  // statement: keep the status in a named copy and copy the condition out.
   std::optional<json> failure;
   for (json* rs : r.All()) {
-    if (const json* c = FindCondition((*rs).value("status", json::object()), "ReplicaFailure"); c != nullptr) {
-      failure = *c;
-    }
+    const json rs_status = rs->value("status", json::object());
+    if (const json* c = FindCondition(rs_status, "ReplicaFailure"); c != nullptr) failure = *c;
   }
   if (failure.has_value()) {
     SetCondition(status, NewCondition("ReplicaFailure", failure->value("status", "True"), failure->value("reason", ""),

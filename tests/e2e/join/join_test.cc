@@ -44,7 +44,12 @@ class JoinTest : public ::testing::Test {
     o.kill_with_parent = true;
     auto agent = ChildProcess::Start({testing::KelpieBinary(), "agent", "--server", url_, "--token", token,
                                       "--data-dir", dir_.File(name), "--node-name", name,
-                                      "--health-interval-seconds", "1", "--service-routing=false", "--dns=false", "--network-observability=false"},
+                                      "--health-interval-seconds", "1",
+                                      // Joining is under test, not the node's machinery: without these
+                                      // the agent would create the default pod cgroup parent and CNI
+                                      // bridge on the host and bind the kubelet port.
+                                      "--service-routing=false", "--dns=false", "--network-observability=false",
+                                      "--run-pods=false", "--kubelet-port=0"},
                                      o);
     EXPECT_TRUE(agent.ok()) << agent.status();
     if (!agent.ok()) return "";

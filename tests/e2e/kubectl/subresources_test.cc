@@ -19,7 +19,10 @@ class SubresourcesTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    auto s = testing::KelpieServer::Start(dir_->File("data"), testing::FreeTcpPort(), dir_->File("server.log"));
+    // The tests bind pods themselves, as another scheduler would: the
+    // server's own scheduler would race them for the pods' status.
+    auto s = testing::KelpieServer::Start(dir_->File("data"), testing::FreeTcpPort(), dir_->File("server.log"),
+                                          {"--scheduler=false"});
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = s->release();
   }
