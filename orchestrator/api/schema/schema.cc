@@ -73,6 +73,8 @@ absl::StatusOr<Field> ParseField(absl::string_view json_name, absl::string_view 
       }
     } else if (w == "required") {
       field.required = true;
+    } else if (w == "ptr") {
+      field.pointer = true;
     } else if (absl::ConsumePrefix(&w, "default=")) {
       field.default_value = std::string(w);
     } else if (absl::ConsumePrefix(&w, "enum=")) {

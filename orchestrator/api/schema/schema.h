@@ -51,6 +51,10 @@ struct Field {
   // Volume's emptyDir is field 2 of VolumeSource, which is field 2 of Volume.
   std::vector<int> proto_path;
   bool required = false;
+  // The Go field is a pointer: a zero value (0, false) that arrives in a
+  // protobuf body was set on purpose and is kept in the JSON document, where
+  // the zero values of other optional fields are left out (Go's omitempty).
+  bool pointer = false;
   std::optional<std::string> default_value;  // as written in the schema
   std::vector<std::string> enum_values;
   std::string patch_strategy;  // "", "merge", "retainKeys", "merge,retainKeys"

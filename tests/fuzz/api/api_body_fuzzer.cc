@@ -81,6 +81,15 @@ constexpr Case kCases[] = {
     {"PUT", "/api/v1/namespaces/default/pods/fuzz/status", "application/json"},
     {"GET", "/api/v1/pods", nullptr},
     {"GET", "/apis/apps/v1/namespaces/default/deployments", nullptr},
+    // Protobuf bodies (k8s\0 + runtime.Unknown), as kubectl's typed clients send them.
+    {"POST", "/api/v1/namespaces", "application/vnd.kubernetes.protobuf"},
+    {"POST", "/api/v1/namespaces/default/configmaps", "application/vnd.kubernetes.protobuf"},
+    {"POST", "/apis/apps/v1/namespaces/default/deployments", "application/vnd.kubernetes.protobuf"},
+    {"POST", "/apis/batch/v1/namespaces/default/jobs", "application/vnd.kubernetes.protobuf"},
+    {"POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+     "application/vnd.kubernetes.protobuf"},
+    {"POST", "/api/v1/namespaces/default/services", "application/vnd.kubernetes.protobuf"},
+    {"PUT", "/api/v1/namespaces/default/configmaps/fuzz", "application/vnd.kubernetes.protobuf"},
 };
 constexpr size_t kCaseCount = sizeof(kCases) / sizeof(kCases[0]);
 
