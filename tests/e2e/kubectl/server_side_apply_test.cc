@@ -4,6 +4,8 @@
 // managedFields shown by `get --show-managed-fields`.
 #include <gtest/gtest.h>
 
+#include <iostream>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +29,10 @@ class ServerSideApplyTest : public ::testing::Test {
     server_ = s->release();
   }
   static void TearDownTestSuite() {
+    if (server_ != nullptr && ::testing::UnitTest::GetInstance()->failed_test_count() > 0) {
+      std::string log = server_->Log();
+      std::cerr << "server log (end):\n" << log.substr(log.size() > 6000 ? log.size() - 6000 : 0) << "\n";
+    }
     delete server_;
     delete dir_;
   }
@@ -43,7 +49,8 @@ class ServerSideApplyTest : public ::testing::Test {
     return out.is_discarded() ? json::object() : out;
   }
   static const json* Manager(const json& object, const std::string& manager, const std::string& operation) {
-    for (const auto& e : object["metadata"].value("managedFields", json::array())) {
+    if (!object.contains("metadata") || !object["metadata"].contains("managedFields")) return nullptr;
+    for (const auto& e : object["metadata"]["managedFields"]) {
       if (e.value("manager", "") == manager && e.value("operation", "") == operation) return &e;
     }
     return nullptr;
@@ -170,7 +177,7 @@ TEST_F(ServerSideApplyTest, TwoFieldManagersConflict) {
 
   // team-a drops `a` and its old color: a goes, color (team-b's) stays.
   r = Kubectl({"apply", "--server-side", "--field-manager=team-a", "-f", "-"},
-              std::string("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: colors\n  labels:\n    x: y\n"));
+              std::string("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: colors\n  labels:\n    owner: alice\n"));
   ASSERT_TRUE(r.Succeeded()) << Output(r);
   cm = GetJson("configmap", "colors");
   EXPECT_EQ(cm["data"], json::parse(R"({"b":"two","color":"blue"})"));
