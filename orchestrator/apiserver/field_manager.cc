@@ -173,29 +173,96 @@ api::ApiError ConflictError(std::vector<Conflict> conflicts) {
 
 }  // namespace
 
-std::string FieldManager::ManagerFromUserAgent(std::string_view user_agent) {
-  std::string_view program = user_agent.substr(0, user_agent.find('/'));
+namespace {
+
+// Length of the valid UTF-8 sequence at `s[i]`, 0 when it is not one.
+size_t Utf8Length(std::string_view s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  unsigned char c = byte(i);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xe ? 3 : (c >> 3) == 0x1e ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+  }
+  return n;
+}
+
+// What nlohmann accepts to serialize: exactly valid UTF-8.
+bool StorableString(const std::string& s) {
+  try {
+    (void)json(s).dump();
+    return true;
+  } catch (const json::exception&) {
+    return false;
+  }
+}
+
+bool IsControl(std::string_view s, size_t i, size_t n) {
+  return n == 1 && (static_cast<unsigned char>(s[i]) < 0x20 || s[i] == 0x7f);
+}
+
+}  // namespace
+
+std::string FieldManager::PrintableManager(std::string_view name) {
   std::string out;
-  for (char c : program) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) continue;
-    if (out.size() + 1 > kMaxManagerLength) break;
-    out.push_back(c);
+  for (size_t i = 0; i < name.size();) {
+    size_t n = Utf8Length(name, i);
+    if (n == 0 || IsControl(name, i, n)) {
+      ++i;
+      continue;
+    }
+    if (out.size() + n > kMaxManagerLength) break;
+    out.append(name.substr(i, n));
+    i += n;
+  }
+  if (!StorableString(out)) {  // overlong forms, surrogates: keep ASCII
+    out.erase(std::remove_if(out.begin(), out.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; }),
+              out.end());
   }
   return out;
+}
+
+std::string FieldManager::ManagerFromUserAgent(std::string_view user_agent) {
+  return PrintableManager(user_agent.substr(0, user_agent.find('/')));
 }
 
 std::string FieldManager::ValidateManagerName(std::string_view manager) {
   if (manager.size() > kMaxManagerLength) {
     return absl::StrCat("may not be longer than ", kMaxManagerLength, " characters");
   }
-  for (char c : manager) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return "invalid characters: must be printable";
+  for (size_t i = 0; i < manager.size();) {
+    size_t n = Utf8Length(manager, i);
+    if (n == 0 || IsControl(manager, i, n)) return "invalid characters: must be printable";
+    i += n;
   }
+  if (!StorableString(std::string(manager))) return "invalid characters: must be printable";
   return "";
 }
 
 absl::StatusOr<json> FieldManager::Apply(const json* live, const json& config, const Options& options,
                                          api::ApiError* error) const {
+  // Objects reach here decoded and bounded; a value nlohmann still refuses
+  // (a string that is not UTF-8) is the client's error, never a crash.
+  try {
+    return ApplyUnchecked(live, config, options, error);
+  } catch (const json::exception& e) {
+    *error = api::BadRequest(absl::StrCat("the apply configuration cannot be processed: ", e.what()));
+    return absl::InvalidArgumentError("apply");
+  }
+}
+
+json FieldManager::Update(const json* live, json next, const Options& options) const {
+  try {
+    return UpdateUnchecked(live, next, options);
+  } catch (const json::exception&) {
+    // As kube-apiserver does when managedFields cannot be computed.
+    if (next.contains("metadata") && next["metadata"].is_object()) next["metadata"].erase("managedFields");
+    return next;
+  }
+}
+
+absl::StatusOr<json> FieldManager::ApplyUnchecked(const json* live, const json& config, const Options& options,
+                                                  api::ApiError* error) const {
   StructuredMerge typed(schema_, root_);
   auto bad_config = [&](const absl::Status& status) {
     *error = api::BadRequest(absl::StrCat("failed to create typed patch object: ", status.message()));
@@ -263,7 +330,7 @@ absl::StatusOr<json> FieldManager::Apply(const json* live, const json& config, c
   return result;
 }
 
-json FieldManager::Update(const json* live, json next, const Options& options) const {
+json FieldManager::UpdateUnchecked(const json* live, json next, const Options& options) const {
   if (!next.contains("metadata") || !next["metadata"].is_object()) return next;
   json& meta = next["metadata"];
   // `managedFields: [{}]` is how a client clears them.

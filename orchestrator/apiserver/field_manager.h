@@ -56,12 +56,19 @@ class FieldManager {
   // kube-apiserver's default manager of a write without fieldManager: the
   // user agent up to its first '/', printable characters, at most 128 bytes.
   static std::string ManagerFromUserAgent(std::string_view user_agent);
+  // `name` without control characters and invalid UTF-8, cut at 128 bytes:
+  // what an Update entry records for a fieldManager it is given.
+  static std::string PrintableManager(std::string_view name);
 
-  // fieldManager as kube-apiserver validates it: at most 128 printable
-  // characters. Returns the problem, or an empty string.
+  // fieldManager of an apply as kube-apiserver validates it: at most 128
+  // printable characters (valid UTF-8). Returns the problem, or "".
   static std::string ValidateManagerName(std::string_view manager);
 
  private:
+  absl::StatusOr<nlohmann::json> ApplyUnchecked(const nlohmann::json* live, const nlohmann::json& config,
+                                                const Options& options, api::ApiError* error) const;
+  nlohmann::json UpdateUnchecked(const nlohmann::json* live, nlohmann::json next, const Options& options) const;
+
   const api::schema::Schema& schema_;
   const api::schema::TypeDef* root_;
 };

@@ -1037,7 +1037,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                                        const http::HttpRequest& req) const {
     auto q = QueryMap(req.query);
     FieldManager::Options o;
-    o.manager = Param(q, "fieldManager");
+    o.manager = FieldManager::PrintableManager(Param(q, "fieldManager"));
     if (o.manager.empty()) {
       const std::string* agent = req.Header("user-agent");
       o.manager = FieldManager::ManagerFromUserAgent(agent ? *agent : "");

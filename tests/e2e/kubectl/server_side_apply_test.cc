@@ -213,5 +213,25 @@ TEST_F(ServerSideApplyTest, OrdinaryWritesRecordUpdateEntries) {
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch");
 }
 
+TEST_F(ServerSideApplyTest, ClientSideApplyMovesToServerSide) {
+  // kubectl moves the fields of its client-side apply manager to its
+  // server-side one (a JSON patch of managedFields guarded by a test of
+  // resourceVersion); from then on, fields left out are removed.
+  const std::string first = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: migrate\ndata:\n  k: v\n";
+  auto r = Kubectl({"apply", "-f", "-"}, first);
+  ASSERT_TRUE(r.Succeeded()) << Output(r);
+  ASSERT_NE(Manager(GetJson("configmap", "migrate"), "kubectl-client-side-apply", "Update"), nullptr);
+  r = Kubectl({"apply", "--server-side", "-f", "-"}, first);
+  ASSERT_TRUE(r.Succeeded()) << Output(r);
+  json cm = GetJson("configmap", "migrate");
+  EXPECT_NE(Manager(cm, "kubectl", "Apply"), nullptr) << cm["metadata"].dump(2);
+  EXPECT_EQ(Manager(cm, "kubectl-client-side-apply", "Update"), nullptr) << cm["metadata"].dump(2);
+
+  r = Kubectl({"apply", "--server-side", "-f", "-"},
+              std::string("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: migrate\ndata:\n  other: x\n"));
+  ASSERT_TRUE(r.Succeeded()) << Output(r);
+  EXPECT_EQ(GetJson("configmap", "migrate")["data"], json::parse(R"({"other":"x"})"));
+}
+
 }  // namespace
 }  // namespace kelpie

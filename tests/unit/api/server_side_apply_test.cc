@@ -335,6 +335,12 @@ TEST(FieldManagerTest, ManagerNames) {
   EXPECT_EQ(FieldManager::ManagerFromUserAgent(std::string(200, 'x')).size(), 128u);
   EXPECT_EQ(FieldManager::ValidateManagerName("kubectl"), "");
   EXPECT_NE(FieldManager::ValidateManagerName(std::string(129, 'x')), "");
+  EXPECT_NE(FieldManager::ValidateManagerName("bad\xff"), "");
+  EXPECT_NE(FieldManager::ValidateManagerName("tab\there"), "");
+  EXPECT_EQ(FieldManager::ValidateManagerName("équipe"), "");
+  // Names recorded for other writes keep only what can be stored.
+  EXPECT_EQ(FieldManager::PrintableManager("ok\xff\x01-\xc3\xa9"), "ok-\xc3\xa9");
+  EXPECT_EQ(FieldManager::ManagerFromUserAgent("bad\xfe/1.0"), "bad");
 }
 
 }  // namespace
