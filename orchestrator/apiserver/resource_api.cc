@@ -726,7 +726,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       if (!meta.contains("labels") || !meta["labels"].is_object()) meta["labels"] = json::object();
       meta["labels"]["kubernetes.io/metadata.name"] = meta.value("name", "");
     }
-    if (record_update) obj = MakeFieldManager(t).Update(nullptr, std::move(obj), ManagerOptions(t, info, req));
+    if (record_update) RecordCreate(t, info, req, obj);
     auto q = QueryMap(req.query);
     bool generate = meta.value("name", "").empty();
     if (DryRun(q)) {
@@ -1048,6 +1048,19 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     o.force = IsTrue(Param(q, "force"));
     o.now = api::NowRfc3339();
     return o;
+  }
+
+  // The creator's Update entry, written into obj's metadata in place
+  // (callers hold references into it).
+  void RecordCreate(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req, json& obj) {
+    json recorded = MakeFieldManager(t).Update(nullptr, obj, ManagerOptions(t, info, req));
+    json& meta = obj["metadata"];
+    auto fields = recorded["metadata"].find("managedFields");
+    if (fields == recorded["metadata"].end()) {
+      meta.erase("managedFields");
+    } else {
+      meta["managedFields"] = std::move(*fields);
+    }
   }
 
   // An update or patch mutation that also records its writer's Update entry.
