@@ -22,8 +22,10 @@
 #include "common/status_macros.h"
 #include "orchestrator/api/object_meta.h"
 #include "orchestrator/api/protobuf/protobuf_codec.h"
+#include "orchestrator/api/schema/schema.h"
 #include "orchestrator/api/selector.h"
 #include "orchestrator/api/strategic_merge_patch.h"
+#include "orchestrator/apiserver/field_manager.h"
 #include "orchestrator/apiserver/field_validation.h"
 #include "orchestrator/apiserver/resource_strategy.h"
 
@@ -720,6 +722,13 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     std::vector<std::string> warnings;
     if (auto e = ApplyFieldValidation(t, req.query, obj, &warnings)) return RespondError(*resp, *e);
     resp = WithWarnings(std::move(resp), std::move(warnings));
+    CreateObject(t, info, req, std::move(obj), std::move(resp));
+  }
+
+  // A decoded create. `record_update` is false for server-side apply, which
+  // has recorded its own managedFields entry.
+  void CreateObject(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req, json obj,
+                    std::shared_ptr<http::HttpResponder> resp, bool record_update = true) {
     if (auto e = CheckNamespace(t, info.namespace_name, obj)) return RespondError(*resp, *e);
     json& meta = obj["metadata"];
     if (meta.contains("resourceVersion") && !meta["resourceVersion"].get<std::string>().empty()) {
@@ -744,6 +753,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
       if (!meta.contains("labels") || !meta["labels"].is_object()) meta["labels"] = json::object();
       meta["labels"]["kubernetes.io/metadata.name"] = meta.value("name", "");
     }
+    if (record_update) RecordCreate(t, info, req, obj);
     auto q = QueryMap(req.query);
     bool generate = meta.value("name", "").empty();
     if (DryRun(q)) {
@@ -943,6 +953,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     const ResourceType* type = &t;
     auto q = QueryMap(req.query);
     Mutate(t, info.namespace_name, info.name, DryRun(q), /*retry_on_conflict=*/want_rv.empty(), kMaxPatchAttempts,
+           TrackManagedFields(t, info, req,
            [this, type, subresource, body, want_rv, want_uid](const json& current, int64_t mod, ApiError* e) -> absl::StatusOr<json> {
              if (!want_rv.empty() && want_rv != std::to_string(mod)) {
                *e = api::Conflict(type->group, type->plural, current["metadata"].value("name", ""),
@@ -957,7 +968,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                return absl::FailedPreconditionError("conflict");
              }
              return MergeForSubresource(*type, subresource, current, body);
-           },
+           }),
            std::move(resp));
   }
 
@@ -976,9 +987,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     } else if (ct == "application/strategic-merge-patch+json") {
       kind = Kind::kStrategic;
     } else if (ct == "application/apply-patch+yaml") {
-      return RespondError(*resp, api::UnsupportedMediaType(
-                                     "application/apply-patch+yaml (server-side apply is not available yet; "
-                                     "use client-side apply)"));
+      return ServerSideApply(t, info, std::move(req), std::move(resp));
     } else {
       return RespondError(*resp, api::UnsupportedMediaType(ct));
     }
@@ -997,6 +1006,7 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
     bool has_rv_precondition = kind != Kind::kJson && patch.contains("metadata") &&
                                patch["metadata"].is_object() && patch["metadata"].contains("resourceVersion");
     Mutate(t, info.namespace_name, info.name, DryRun(q), !has_rv_precondition, kMaxPatchAttempts,
+           TrackManagedFields(t, info, req,
            [this, type, subresource, patch, kind](const json& current, int64_t mod, ApiError* e) -> absl::StatusOr<json> {
              json base = current;
              base["metadata"]["resourceVersion"] = std::to_string(mod);
@@ -1038,6 +1048,117 @@ class ResourceApi::Impl : public std::enable_shared_from_this<ResourceApi::Impl>
                return absl::InvalidArgumentError("patch");
              }
              return MergeForSubresource(*type, subresource, current, std::move(patched));
+           }),
+           std::move(resp));
+  }
+
+  // ------------------------------------------- server-side apply and managedFields
+  // (the logic is in field_manager.h; these only connect it to the requests)
+
+  static FieldManager MakeFieldManager(const ResourceType& t) {
+    const auto& schema = api::schema::Schema::Builtin();
+    return FieldManager(schema, schema.RootType(t.group, t.version, t.kind));
+  }
+
+  FieldManager::Options ManagerOptions(const ResourceType& t, const RequestInfo& info,
+                                       const http::HttpRequest& req) const {
+    auto q = QueryMap(req.query);
+    FieldManager::Options o;
+    o.manager = FieldManager::PrintableManager(Param(q, "fieldManager"));
+    if (o.manager.empty()) {
+      const std::string* agent = req.Header("user-agent");
+      o.manager = FieldManager::ManagerFromUserAgent(agent ? *agent : "");
+    }
+    o.api_version = t.GroupVersion();
+    o.subresource = info.subresource;
+    o.has_status_subresource = HasStatusSubresource(t);
+    o.force = IsTrue(Param(q, "force"));
+    o.now = api::NowRfc3339();
+    return o;
+  }
+
+  // The creator's Update entry, written into obj's metadata in place
+  // (callers hold references into it).
+  void RecordCreate(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req, json& obj) {
+    json recorded = MakeFieldManager(t).Update(nullptr, obj, ManagerOptions(t, info, req));
+    json& meta = obj["metadata"];
+    auto fields = recorded["metadata"].find("managedFields");
+    if (fields == recorded["metadata"].end()) {
+      meta.erase("managedFields");
+    } else {
+      meta["managedFields"] = std::move(*fields);
+    }
+  }
+
+  // An update or patch mutation that also records its writer's Update entry.
+  Mutation TrackManagedFields(const ResourceType& t, const RequestInfo& info, const http::HttpRequest& req,
+                              Mutation mutate) {
+    return [manager = MakeFieldManager(t), options = ManagerOptions(t, info, req), mutate = std::move(mutate)](
+               const json& current, int64_t mod, ApiError* e) -> absl::StatusOr<json> {
+      auto next = mutate(current, mod, e);
+      if (!next.ok()) return next;
+      return manager.Update(&current, *std::move(next), options);
+    };
+  }
+
+  // PATCH with application/apply-patch+yaml: creates the object when absent.
+  void ServerSideApply(const ResourceType& t, const RequestInfo& info, http::HttpRequest&& req,
+                       std::shared_ptr<http::HttpResponder> resp) {
+    auto q = QueryMap(req.query);
+    std::string manager = Param(q, "fieldManager");
+    std::string manager_problem = manager.empty() ? "Required value: is required for apply patch"
+                                                  : FieldManager::ValidateManagerName(manager);
+    if (!manager_problem.empty()) {
+      if (!manager.empty()) manager_problem = absl::StrCat("Invalid value: ", json(manager).dump(), ": ", manager_problem);
+      return RespondError(*resp, api::Invalid("meta.k8s.io", "PatchOptions", "",
+                                              {{manager.empty() ? "FieldValueRequired" : "FieldValueInvalid",
+                                                manager_problem, "fieldManager"}}));
+    }
+    for (auto& [name, value] : req.headers) {
+      if (name == "content-type") value = "application/yaml";  // YAML, or JSON (a subset)
+    }
+    ApiError err;
+    auto decoded = DecodeBody(req, &err);
+    if (!decoded.ok()) return RespondError(*resp, err);
+    json config = std::move(*decoded);
+    auto text = [&config](const char* key) {
+      auto it = config.find(key);
+      return it != config.end() && it->is_string() ? it->get<std::string>() : std::string();
+    };
+    if (text("apiVersion") != t.GroupVersion() || text("kind") != t.kind) {
+      return RespondError(*resp, api::BadRequest(absl::StrCat(
+                                     "the apply configuration must have apiVersion \"", t.GroupVersion(),
+                                     "\" and kind \"", t.kind, "\" (it has apiVersion \"", text("apiVersion"),
+                                     "\" and kind \"", text("kind"), "\")")));
+    }
+    if (auto e = CheckTypeMeta(t, config)) return RespondError(*resp, *e);
+    std::vector<std::string> warnings;
+    if (auto e = ApplyFieldValidation(t, req.query, config, &warnings)) return RespondError(*resp, *e);
+    resp = WithWarnings(std::move(resp), std::move(warnings));
+    std::string body_name = config["metadata"].value("name", "");
+    if (body_name != info.name) {
+      return RespondError(*resp, api::BadRequest(absl::StrCat("the name of the object (", body_name,
+                                                              ") does not match the name on the URL (", info.name, ")")));
+    }
+    if (auto e = CheckNamespace(t, info.namespace_name, config)) return RespondError(*resp, *e);
+    FieldManager::Options options = ManagerOptions(t, info, req);
+    FieldManager field_manager = MakeFieldManager(t);
+    auto kv = store_.Get(Key(t, info.namespace_name, info.name));
+    if (!kv.ok() && kv.status().code() == absl::StatusCode::kNotFound && info.subresource.empty()) {
+      auto created = field_manager.Apply(nullptr, config, options, &err);
+      if (!created.ok()) return RespondError(*resp, err);
+      RequestInfo create_info = info;
+      create_info.name.clear();
+      return CreateObject(t, create_info, req, std::move(*created), std::move(resp), /*record_update=*/false);
+    }
+    const ResourceType* type = &t;
+    std::string subresource = info.subresource;
+    Mutate(t, info.namespace_name, info.name, DryRun(q), /*retry_on_conflict=*/true, kMaxPatchAttempts,
+           [this, type, subresource, config, options, field_manager](const json& current, int64_t,
+                                                                      ApiError* e) -> absl::StatusOr<json> {
+             auto applied = field_manager.Apply(&current, config, options, e);
+             if (!applied.ok()) return applied;
+             return MergeForSubresource(*type, subresource, current, *std::move(applied));
            },
            std::move(resp));
   }

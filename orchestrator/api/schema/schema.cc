@@ -182,6 +182,7 @@ absl::StatusOr<Schema> Schema::Load(const std::vector<SourceFile>& files) {
       const YAML::Node& body = type_entry.second;
       if (body["description"]) type.description = body["description"].as<std::string>();
       if (body["open"]) type.open = body["open"].as<bool>();
+      if (body["atomic"]) type.atomic = body["atomic"].as<bool>();
       if (!body["fields"] || !body["fields"].IsMap()) return fail(type.short_name, "needs fields");
       for (const auto& field_entry : body["fields"]) {
         std::string json_name = field_entry.first.as<std::string>();

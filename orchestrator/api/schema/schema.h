@@ -73,6 +73,9 @@ struct TypeDef {
   std::vector<Field> fields;
   // Only some fields are modelled: the others are kept and not reported as unknown.
   bool open = false;
+  // Replaced as a whole by server-side apply and owned as one field
+  // (Kubernetes' +structType=atomic, e.g. LabelSelector).
+  bool atomic = false;
 
   const Field* FindField(std::string_view json_name) const;
 };
