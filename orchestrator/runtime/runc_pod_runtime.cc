@@ -353,11 +353,15 @@ absl::StatusOr<std::string> RuncPodRuntime::RunPodSandbox(const PodSandboxConfig
   if (s.config.hostname.empty()) s.config.hostname = config.name.substr(0, 63);
   s.created_at_ns = NowNanos();
   s.log_directory = absl::StrCat(options_.log_dir, "/", config.pod_namespace, "_", config.name, "_", config.uid);
+  StepTimings* timings = config.timings;
+  s.config.timings = nullptr;
   const std::string dir = SandboxDir(s.id);
+  ScopedStep record_step(timings, "sandbox record");
   if (auto st = MakeDirectories(dir, 0700); !st.ok()) return st;
   // Recorded before anything is made, so RemovePodSandbox can clean up after
   // a crash half-way.
   if (auto st = SaveSandbox(r); !st.ok()) return st;
+  record_step.Finish();
 
   auto fail = [&](absl::Status status) -> absl::StatusOr<std::string> {
     (void)StopSandboxLocked(r);
@@ -365,25 +369,30 @@ absl::StatusOr<std::string> RuncPodRuntime::RunPodSandbox(const PodSandboxConfig
     return status;
   };
 
+  ScopedStep cgroup_step(timings, "cgroup");
   auto cgroup = cgroups_.CreatePod(config.uid);
   if (!cgroup.ok()) return fail(cgroup.status());
   s.cgroup_path = cgroup->path;
   s.cgroup_id = cgroup->id;
   r.cgroup_relative_path = cgroup->relative_path;
   if (auto st = MakeDirectories(s.log_directory, 0755); !st.ok()) return fail(st);
+  cgroup_step.Finish();
 
+  ScopedStep netns_step(timings, "netns");
   s.netns_path = NetnsPath(s.id);
   if (auto st = SaveSandbox(r); !st.ok()) return fail(st);
   if (auto st = CreateNetworkNamespace(s.netns_path); !st.ok()) return fail(st);
+  netns_step.Finish();
 
   CniAttachment attachment{s.id, s.netns_path, "eth0", config.name, config.pod_namespace, config.port_mappings};
-  auto result = network_.Add(attachment);
+  auto result = network_.Add(attachment, timings);
   if (!result.ok()) return fail(result.status());
   s.ip = result->ip;
   r.cni_result = result->raw_json;
   s.state = SandboxState::kReady;
 
   // The files every container of the pod shares.
+  ScopedStep files_step(timings, "sandbox files");
   std::string hosts = absl::StrCat("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
                                    s.ip, "\t", s.config.hostname, "\n");
   std::string resolv;
@@ -401,6 +410,7 @@ absl::StatusOr<std::string> RuncPodRuntime::RunPodSandbox(const PodSandboxConfig
     if (auto st = WriteFileAtomically(dir + "/" + name, text, 0644); !st.ok()) return fail(st);
   }
   if (auto st = SaveSandbox(r); !st.ok()) return fail(st);
+  files_step.Finish();
   spdlog::info("runtime: pod sandbox {} for {}/{} ready, ip {}, cgroup {} (id {})", s.id,
                config.pod_namespace, config.name, s.ip, s.cgroup_path, s.cgroup_id);
   return s.id;
@@ -513,6 +523,17 @@ absl::StatusOr<std::vector<PodSandboxStatus>> RuncPodRuntime::ListPodSandboxes()
 
 absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& sandbox_id,
                                                             const ContainerConfig& config) {
+  return MakeContainer(sandbox_id, config, /*start=*/false);
+}
+
+absl::StatusOr<std::string> RuncPodRuntime::RunContainer(const std::string& sandbox_id,
+                                                         const ContainerConfig& config) {
+  return MakeContainer(sandbox_id, config, /*start=*/true);
+}
+
+absl::StatusOr<std::string> RuncPodRuntime::MakeContainer(const std::string& sandbox_id,
+                                                          const ContainerConfig& config, bool start) {
+  StepTimings* timings = config.timings;
   if (!SafeName(config.name)) {
     return absl::InvalidArgumentError(absl::StrCat("bad container name '", config.name, "'"));
   }
@@ -523,8 +544,10 @@ absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& s
   if (sandbox->status.state != SandboxState::kReady) {
     return absl::FailedPreconditionError(absl::StrCat("pod sandbox ", sandbox_id, " is not ready"));
   }
+  ScopedStep image_step(timings, "image prepare");
   auto image = images_.Prepare(config.image);
   if (!image.ok()) return image.status();
+  image_step.Finish();
 
   ContainerRecord r;
   ContainerStatus& s = r.status;
@@ -535,6 +558,8 @@ absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& s
   s.image = image->reference;
   s.image_digest = image->manifest_digest;
   s.created_at_ns = NowNanos();
+  // runc run starts the process as soon as it is created.
+  if (start) s.started_at_ns = s.created_at_ns;
   s.labels = config.labels;
   s.annotations = config.annotations;
   s.log_path = absl::StrCat(sandbox->status.log_directory, "/", config.name, "/", config.attempt, ".log");
@@ -548,6 +573,7 @@ absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& s
     if (Unmount(rootfs).ok()) (void)RemoveTree(dir);
     return status;
   };
+  ScopedStep record_step(timings, "container record");
   for (const char* sub : {"/rootfs", "/upper", "/work"}) {
     if (auto st = MakeDirectories(dir + sub, 0700); !st.ok()) return fail(st);
   }
@@ -555,6 +581,8 @@ absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& s
   if (auto st = MakeDirectories(sandbox->status.log_directory + "/" + config.name, 0755); !st.ok()) {
     return fail(st);
   }
+  record_step.Finish();
+  ScopedStep mount_step(timings, "overlay mount");
   std::string lower = image->OverlayLowerDirs();
   std::string overlay_options = absl::StrCat("lowerdir=", lower, ",upperdir=", dir, "/upper,workdir=", dir, "/work");
   if (image->layer_dirs.empty()) return fail(absl::FailedPreconditionError("image has no layers"));
@@ -566,7 +594,9 @@ absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& s
   auto user = ResolveUser(image->config.user, config.security, passwd.ok() ? *passwd : "",
                           group.ok() ? *group : "");
   if (!user.ok()) return fail(user.status());
+  mount_step.Finish();
 
+  ScopedStep spec_step(timings, "bundle config.json");
   OciSpecInput input;
   input.container = config;
   input.image = image->config;
@@ -581,7 +611,9 @@ absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& s
   auto spec = BuildOciSpec(input);
   if (!spec.ok()) return fail(spec.status());
   if (auto st = WriteFileAtomically(dir + "/config.json", *spec, 0600); !st.ok()) return fail(st);
+  spec_step.Finish();
 
+  ScopedStep runc_step(timings, start ? "shim + runc run" : "shim + runc create");
   ShimOptions shim;
   shim.runc = options_.runc;
   shim.runc_root = runc_root();
@@ -592,14 +624,20 @@ absl::StatusOr<std::string> RuncPodRuntime::CreateContainer(const std::string& s
   shim.log_max_files = options_.log_max_files;
   shim.exit_file = dir + "/exit.json";
   shim.oom_counter_file = cgroups_.OomCounterFile(r.cgroup_relative_path);
+  shim.start = start;
   std::vector<std::string> argv = options_.shim_command;
   for (auto& a : ShimArguments(shim)) argv.push_back(a);
   auto launched = LaunchShim(argv, dir + "/shim.log", std::chrono::seconds(60));
-  if (!launched.ok()) return fail(launched.status());
+  if (!launched.ok()) {
+    // With runc run the process's own start failed (kAborted, see RunContainer).
+    return fail(start ? absl::AbortedError(launched.status().message()) : launched.status());
+  }
   r.shim_pid = launched->shim_pid;
   r.shim_start_time = ProcessStartTime(launched->shim_pid);
   r.init_pid = launched->init_pid;
   r.init_start_time = ProcessStartTime(launched->init_pid);
+  runc_step.Finish();
+  ScopedStep save_step(timings, "container record");
   if (auto st = SaveContainer(r); !st.ok()) return fail(st);
   return s.id;
 }
