@@ -235,10 +235,12 @@ int main(int argc, char** argv) {
       };
       add("watch delivery (create call -> kubelet)",
           static_cast<double>(trace.value("seenAtUnixNs", int64_t{0}) - created_unix[name]) / 1e6);
-      for (auto it = trace["stepsMs"].begin(); it != trace["stepsMs"].end(); ++it) add(it.key(), it.value().get<double>());
+      for (const json& step : trace.value("stepsMs", json::array())) {
+        if (step.is_array() && step.size() == 2) add(step[0].get<std::string>(), step[1].get<double>());
+      }
       if (running_unix.count(name)) {
-        add("status posted -> seen Running by a watch",
-            static_cast<double>(running_unix[name] - trace.value("postedAtUnixNs", int64_t{0})) / 1e6);
+        add("status patch sent -> seen Running by a watch",
+            static_cast<double>(running_unix[name] - trace.value("patchSentAtUnixNs", int64_t{0})) / 1e6);
       }
       add("kubelet total (seen -> status posted)", trace.value("totalMs", 0.0));
     }

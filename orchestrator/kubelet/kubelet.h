@@ -43,7 +43,7 @@ struct PodOptions {
   std::string cgroup_parent = "/kelpie.slice";
   std::string log_dir = "/var/log/pods";
   // Pods starting at once (see PodStartLimiter).
-  int max_parallel_starts = 4;
+  int max_parallel_starts = 8;
   // How the runtime runs its shim; default: this executable's `runtime-shim`.
   std::vector<std::string> shim_command;
 };

@@ -847,6 +847,7 @@ void PodWorker::PatchStatusIfChanged(const json& pod) {
   json status = BuildStatus(pod);
   if (last_status_ && *last_status_ == status) return;
   runtime::ScopedStep step(trace_steps(), "status patch");
+  if (startup_trace_) startup_trace_->patch_sent_unix_ns = absl::GetCurrentTimeNanos();
   absl::Status st = api_.PatchPodStatus(namespace_, name_, status);
   if (!st.ok()) {
     spdlog::warn("kubelet: pod {}/{}: patching status: {}", namespace_, name_, st.message());
@@ -862,13 +863,13 @@ void PodWorker::FinishStartupTrace(const json& status) {
   std::string phase = Str(status, "phase");
   if (phase == "Pending") return;
   if (phase == "Running" && startup_trace_->started_container) {
-    json steps = json::object();
+    json steps = json::array();  // [[step, ms], ...] in the order they ran
     for (const auto& [name, took] : startup_trace_->steps.Steps()) {
-      steps[name] = std::chrono::duration<double, std::milli>(took).count();
+      steps.push_back({name, std::chrono::duration<double, std::milli>(took).count()});
     }
     json line = {{"pod", absl::StrCat(namespace_, "/", name_)},
                  {"seenAtUnixNs", startup_trace_->seen_unix_ns},
-                 {"postedAtUnixNs", absl::GetCurrentTimeNanos()},
+                 {"patchSentAtUnixNs", startup_trace_->patch_sent_unix_ns},
                  {"totalMs", std::chrono::duration<double, std::milli>(Clock::now() - startup_trace_->seen).count()},
                  {"stepsMs", steps}};
     spdlog::info("pod-startup {}", line.dump());

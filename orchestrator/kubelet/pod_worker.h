@@ -55,7 +55,7 @@ struct PodWorkerOptions {
   std::chrono::milliseconds volume_refresh{30000};
   // How many pods may be starting (sandbox, volumes, containers) at once;
   // the others wait their turn in arrival order (see PodStartLimiter).
-  int max_parallel_starts = 4;
+  int max_parallel_starts = 8;
 };
 
 // Pod state the sandbox's labels carry, so adoption finds pods by uid.
@@ -89,6 +89,7 @@ class PodWorker {
   // bench/pod_startup_bench reads).
   struct StartupTrace {
     int64_t seen_unix_ns = 0;  // the informer handed the pod to the kubelet
+    int64_t patch_sent_unix_ns = 0;  // the last status patch was sent
     std::chrono::steady_clock::time_point seen;
     bool synced = false;
     bool started_container = false;
