@@ -217,6 +217,9 @@ int main(int argc, char** argv) {
       latencies.push_back(std::chrono::duration<double>(t - created[name]).count());
     }
     // The agent's per-pod step durations, plus both watch legs measured here.
+    // A watch may show Running before the agent has its patch's answer (and
+    // logged its trace): give it a moment.
+    std::this_thread::sleep_for(std::chrono::seconds(2));
     auto log = ReadFileToString(dir.File("agent.log"));
     std::vector<std::string> lines;
     if (log.ok()) lines = absl::StrSplit(*log, '\n');
@@ -248,7 +251,6 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "only %zu of %d pods reached Running\n", latencies.size(), pods);
       rc = 1;
     }
-    std::this_thread::sleep_for(std::chrono::seconds(2));
     agent_rss = RssKib(agent->pid());
     shim_rss = ShimRssKib(agent_dir, &shims);
 
