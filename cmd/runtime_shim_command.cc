@@ -22,6 +22,7 @@ CommandRunner RegisterRuntimeShimCommand(CLI::App& root) {
   app->add_option("--log-max-files", options->log_max_files);
   app->add_option("--exit-file", options->exit_file)->required();
   app->add_option("--oom-counter-file", options->oom_counter_file);
+  app->add_flag("--start", options->start, "runc run --detach instead of runc create");
   return [options]() { return runtime::RunShim(*options); };
 }
 

@@ -81,6 +81,10 @@ void AddKubeletFlags(CLI::App& app, KubeletOptions& options) {
       ->capture_default_str();
   app.add_option("--pod-log-dir", options.pods.log_dir, "Folder of container log files (CRI format)")
       ->capture_default_str();
+  app.add_option("--max-parallel-pod-starts", options.pods.max_parallel_starts,
+                 "How many pods start (sandbox, volumes, containers) at once; the others wait in arrival order")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 }
 
 Kubelet::Kubelet() = default;
@@ -168,6 +172,7 @@ void Kubelet::RunPods(KubeletOptions options, std::string node_ip, int64_t cpu_m
   po.cluster_domain = options.pods.cluster_domain;
   po.node_cpu_millis = cpu_millis;
   po.node_memory_bytes = memory_bytes;
+  po.max_parallel_starts = options.pods.max_parallel_starts;
   std::lock_guard<std::mutex> lock(mu_);
   if (stopping_) return;
   images_ = std::move(*images);

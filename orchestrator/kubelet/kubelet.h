@@ -42,6 +42,8 @@ struct PodOptions {
   std::string cni_bridge = "kelpie0";
   std::string cgroup_parent = "/kelpie.slice";
   std::string log_dir = "/var/log/pods";
+  // Pods starting at once (see PodStartLimiter).
+  int max_parallel_starts = 8;
   // How the runtime runs its shim; default: this executable's `runtime-shim`.
   std::vector<std::string> shim_command;
 };
@@ -65,7 +67,7 @@ struct KubeletOptions {
 // --node-name, --node-ip, --node-labels, --max-pods, --register-node,
 // --node-lease-duration-seconds, --node-status-update-seconds, and the pod
 // flags --run-pods, --cluster-dns, --cluster-domain, --cni-bridge,
-// --pod-cgroup-parent, --pod-log-dir.
+// --pod-cgroup-parent, --pod-log-dir, --max-parallel-pod-starts.
 void AddKubeletFlags(CLI::App& app, KubeletOptions& options);
 
 class Kubelet {

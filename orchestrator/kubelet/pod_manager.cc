@@ -29,6 +29,7 @@ PodManager::PodManager(PodWorkerOptions options, client::RestClient& client, run
     : options_(std::move(options)),
       runtime_(runtime),
       images_(images),
+      start_limiter_(options_.max_parallel_starts),
       api_(client),
       informer_(client, PodInformerOptions(options_.node_name)) {
   informer_.AddEventHandler({
@@ -76,7 +77,7 @@ void PodManager::OnPod(const json& pod) {
     it->second->Update(pod);
     return;
   }
-  workers_[uid] = std::make_unique<PodWorker>(options_, runtime_, images_, api_, pod);
+  workers_[uid] = std::make_unique<PodWorker>(options_, runtime_, images_, api_, pod, &start_limiter_);
 }
 
 void PodManager::OnDelete(const json& pod) {

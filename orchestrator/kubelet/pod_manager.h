@@ -44,6 +44,7 @@ class PodManager {
   PodWorkerOptions options_;
   runtime::PodRuntime& runtime_;
   image::ImageStore* images_;
+  PodStartLimiter start_limiter_;
   RestPodApi api_;
   controllers::SharedInformer informer_;
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -125,11 +126,12 @@ struct PodWorker::Slot {
 };
 
 PodWorker::PodWorker(const PodWorkerOptions& options, runtime::PodRuntime& runtime, image::ImageStore* images,
-                     PodApi& api, const json& pod)
+                     PodApi& api, const json& pod, PodStartLimiter* start_limiter)
     : options_(options),
       runtime_(runtime),
       images_(images),
       api_(api),
+      start_limiter_(start_limiter),
       uid_(Str(pod["metadata"], "uid")),
       namespace_(Str(pod["metadata"], "namespace")),
       name_(Str(pod["metadata"], "name")),
@@ -150,6 +152,9 @@ PodWorker::PodWorker(const PodWorkerOptions& options, runtime::PodRuntime& runti
       (slot->init ? init_slots_ : app_slots_).push_back(std::move(slot));
     }
   }
+  startup_trace_ = std::make_unique<StartupTrace>();
+  startup_trace_->seen = Clock::now();
+  startup_trace_->seen_unix_ns = absl::GetCurrentTimeNanos();
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -344,7 +349,9 @@ void PodWorker::RefreshStatuses() {
 
 bool PodWorker::EnsureSandbox(const json& pod) {
   if (!sandbox_id_.empty()) return true;
-  auto id = runtime_.RunPodSandbox(SandboxConfig(pod));
+  runtime::PodSandboxConfig config = SandboxConfig(pod);
+  config.timings = trace_steps();
+  auto id = runtime_.RunPodSandbox(config);
   if (!id.ok()) {
     pod_error_ = absl::StrCat("creating the pod sandbox: ", id.status().message());
     spdlog::warn("kubelet: pod {}/{}: {}", namespace_, name_, pod_error_);
@@ -352,6 +359,7 @@ bool PodWorker::EnsureSandbox(const json& pod) {
   }
   sandbox_id_ = *id;
   sandbox_stopped_ = false;
+  runtime::ScopedStep status_step(trace_steps(), "sandbox status");
   auto status = runtime_.GetPodSandboxStatus(sandbox_id_);
   if (status.ok()) pod_ip_ = status->ip;
   pod_error_.clear();
@@ -361,6 +369,7 @@ bool PodWorker::EnsureSandbox(const json& pod) {
 bool PodWorker::EnsureVolumes(const json& pod) {
   auto now = Clock::now();
   if (volumes_ready_ && now < next_volume_refresh_) return true;
+  runtime::ScopedStep step(volumes_ready_ ? nullptr : trace_steps(), "volumes");
   auto paths = volumes_.Sync(pod, EnvContext());
   next_volume_refresh_ = now + options_.volume_refresh;
   if (!paths.ok()) {
@@ -375,6 +384,7 @@ bool PodWorker::EnsureVolumes(const json& pod) {
 }
 
 void PodWorker::StartContainer(const json& pod, Slot& slot) {
+  runtime::ScopedStep config_step(trace_steps(), "container config");
   const json& c = slot.spec;
   std::string image = Str(c, "image");
   if (images_ && !images_->Get(image).ok()) {
@@ -452,21 +462,18 @@ void PodWorker::StartContainer(const json& pod, Slot& slot) {
   config.labels["io.kubernetes.container.name"] = slot.name;
   config.labels["io.kubernetes.pod.name"] = name_;
   config.labels["io.kubernetes.pod.namespace"] = namespace_;
+  config.timings = trace_steps();
+  config_step.Finish();
 
-  auto id = runtime_.CreateContainer(sandbox_id_, config);
+  // Created and started in one go (one runc process instead of two).
+  auto id = runtime_.RunContainer(sandbox_id_, config);
   if (!id.ok()) {
-    slot.waiting_reason = "CreateContainerError";
+    slot.waiting_reason = absl::IsAborted(id.status()) ? "RunContainerError" : "CreateContainerError";
     slot.waiting_message = std::string(id.status().message());
     spdlog::warn("kubelet: pod {}/{}: container {}: {}", namespace_, name_, slot.name, slot.waiting_message);
     return;
   }
-  if (absl::Status st = runtime_.StartContainer(*id); !st.ok()) {
-    slot.waiting_reason = "RunContainerError";
-    slot.waiting_message = std::string(st.message());
-    spdlog::warn("kubelet: pod {}/{}: container {}: {}", namespace_, name_, slot.name, slot.waiting_message);
-    (void)runtime_.RemoveContainer(*id);
-    return;
-  }
+  if (startup_trace_) startup_trace_->started_container = true;
   // Keep the container before this one (its log is `kubectl logs --previous`).
   if (!slot.previous_id.empty()) (void)runtime_.RemoveContainer(slot.previous_id);
   slot.previous_id = slot.current_id;
@@ -476,14 +483,18 @@ void PodWorker::StartContainer(const json& pod, Slot& slot) {
   slot.waiting_reason.clear();
   slot.waiting_message.clear();
   slot.started = slot.startup.kind == ProbeSpec::Kind::kNone;
-  slot.ready = false;
+  // Without a readiness probe a running container is ready at once (the
+  // status posted right after the start says so; no second patch).
+  slot.ready = slot.started && slot.readiness.kind == ProbeSpec::Kind::kNone;
   slot.startup_failures = slot.live_failures = slot.ready_failures = slot.ready_successes = 0;
   auto now = Clock::now();
   slot.next_startup = now + std::chrono::seconds(slot.startup.initial_delay_seconds);
   slot.next_live = now + std::chrono::seconds(slot.liveness.initial_delay_seconds);
   slot.next_ready = now + std::chrono::seconds(slot.readiness.initial_delay_seconds);
+  runtime::ScopedStep status_step(trace_steps(), "container status");
   auto status = runtime_.GetContainerStatus(*id);
   if (status.ok()) slot.current = *status;
+  status_step.Finish();
   spdlog::info("kubelet: pod {}/{}: started container {} ({}, restart {})", namespace_, name_, slot.name, *id,
                slot.restart_count);
 }
@@ -572,8 +583,25 @@ void PodWorker::RunProbes(const json& pod, Slot& slot) {
   }
 }
 
+bool PodWorker::NeedsStart() const {
+  if (sandbox_id_.empty() || !volumes_ready_) return true;
+  for (const auto* slots : {&init_slots_, &app_slots_}) {
+    for (const auto& slot : *slots) {
+      if (slot->current_id.empty()) return true;
+    }
+  }
+  return false;
+}
+
 void PodWorker::SyncOnce(const json& pod) {
-  if (!adopted_) Adopt(pod);
+  if (startup_trace_ && !startup_trace_->synced) {
+    startup_trace_->synced = true;
+    startup_trace_->steps.Add("worker wakeup", Clock::now() - startup_trace_->seen);
+  }
+  if (!adopted_) {
+    runtime::ScopedStep step(trace_steps(), "adopt check");
+    Adopt(pod);
+  }
   RefreshStatuses();
   if (terminal_) {
     if (!sandbox_stopped_ && !sandbox_id_.empty()) {
@@ -589,7 +617,19 @@ void PodWorker::SyncOnce(const json& pod) {
     PatchStatusIfChanged(pod);
     return;
   }
+  // Starting is bounded across pods; the slot is given back before the
+  // status is posted.
+  PodStartLimiter::Slot start_slot;
+  if (start_limiter_ && NeedsStart()) {
+    runtime::ScopedStep step(trace_steps(), "wait for start slot");
+    start_slot = start_limiter_->Acquire([this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      return stop_ || deleted_;
+    });
+    if (!start_slot.held()) return;  // stopping or deleted: Run() looks again
+  }
   if (!EnsureSandbox(pod) || !EnsureVolumes(pod)) {
+    start_slot.Release();
     PatchStatusIfChanged(pod);
     return;
   }
@@ -624,6 +664,7 @@ void PodWorker::SyncOnce(const json& pod) {
       }
     }
   }
+  start_slot.Release();
   json status = BuildStatus(pod);
   std::string phase = status.value("phase", "");
   if (phase == "Succeeded" || phase == "Failed") {
@@ -805,12 +846,35 @@ void PodWorker::PatchStatusIfChanged(const json& pod) {
   if (status_final_) return;
   json status = BuildStatus(pod);
   if (last_status_ && *last_status_ == status) return;
+  runtime::ScopedStep step(trace_steps(), "status patch");
+  if (startup_trace_) startup_trace_->patch_sent_unix_ns = absl::GetCurrentTimeNanos();
   absl::Status st = api_.PatchPodStatus(namespace_, name_, status);
   if (!st.ok()) {
     spdlog::warn("kubelet: pod {}/{}: patching status: {}", namespace_, name_, st.message());
     return;  // tried again on the next sync
   }
+  step.Finish();
   last_status_ = status;
+  FinishStartupTrace(status);
+}
+
+void PodWorker::FinishStartupTrace(const json& status) {
+  if (!startup_trace_) return;
+  std::string phase = Str(status, "phase");
+  if (phase == "Pending") return;
+  if (phase == "Running" && startup_trace_->started_container) {
+    json steps = json::array();  // [[step, ms], ...] in the order they ran
+    for (const auto& [name, took] : startup_trace_->steps.Steps()) {
+      steps.push_back({name, std::chrono::duration<double, std::milli>(took).count()});
+    }
+    json line = {{"pod", absl::StrCat(namespace_, "/", name_)},
+                 {"seenAtUnixNs", startup_trace_->seen_unix_ns},
+                 {"patchSentAtUnixNs", startup_trace_->patch_sent_unix_ns},
+                 {"totalMs", std::chrono::duration<double, std::milli>(Clock::now() - startup_trace_->seen).count()},
+                 {"stepsMs", steps}};
+    spdlog::info("pod-startup {}", line.dump());
+  }
+  startup_trace_.reset();  // only the first start is traced
 }
 
 void PodWorker::Terminate(const json& pod, int64_t grace_seconds, bool delete_object) {

@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "orchestrator/kubelet/container_env.h"
 #include "orchestrator/kubelet/pod_api.h"
+#include "orchestrator/kubelet/pod_start_limiter.h"
 #include "orchestrator/kubelet/pod_volumes.h"
 #include "orchestrator/kubelet/prober.h"
 #include "orchestrator/runtime/pod_runtime.h"
@@ -52,6 +53,9 @@ struct PodWorkerOptions {
   std::chrono::milliseconds backoff_reset{600000};
   // configMap/secret/downwardAPI/projected volumes are re-read this often.
   std::chrono::milliseconds volume_refresh{30000};
+  // How many pods may be starting (sandbox, volumes, containers) at once;
+  // the others wait their turn in arrival order (see PodStartLimiter).
+  int max_parallel_starts = 8;
 };
 
 // Pod state the sandbox's labels carry, so adoption finds pods by uid.
@@ -59,9 +63,11 @@ inline constexpr const char* kPodUidLabel = "io.kubernetes.pod.uid";
 
 class PodWorker {
  public:
-  // Starts the worker's thread. `images` may be null (every image then counts as present).
+  // Starts the worker's thread. `images` may be null (every image then
+  // counts as present); `start_limiter` may be null (no bound on parallel
+  // starts) and must outlive the worker.
   PodWorker(const PodWorkerOptions& options, runtime::PodRuntime& runtime, image::ImageStore* images, PodApi& api,
-            const nlohmann::json& pod);
+            const nlohmann::json& pod, PodStartLimiter* start_limiter = nullptr);
   ~PodWorker();
   PodWorker(const PodWorker&) = delete;
   PodWorker& operator=(const PodWorker&) = delete;
@@ -78,6 +84,21 @@ class PodWorker {
 
  private:
   struct Slot;
+  // How the pod's first start went, step by step: logged as one
+  // "pod-startup {json}" line when the pod's Running status is posted (what
+  // bench/pod_startup_bench reads).
+  struct StartupTrace {
+    int64_t seen_unix_ns = 0;  // the informer handed the pod to the kubelet
+    int64_t patch_sent_unix_ns = 0;  // the last status patch was sent
+    std::chrono::steady_clock::time_point seen;
+    bool synced = false;
+    bool started_container = false;
+    runtime::StepTimings steps;
+  };
+  runtime::StepTimings* trace_steps() { return startup_trace_ ? &startup_trace_->steps : nullptr; }
+  void FinishStartupTrace(const nlohmann::json& status);
+  // True while the pod has something to start (sandbox, a container never created).
+  bool NeedsStart() const;
   void Run();
   void SyncOnce(const nlohmann::json& pod);
   void Adopt(const nlohmann::json& pod);
@@ -98,6 +119,7 @@ class PodWorker {
   runtime::PodRuntime& runtime_;
   image::ImageStore* images_;
   PodApi& api_;
+  PodStartLimiter* start_limiter_;
   std::string uid_, namespace_, name_;
   PodVolumes volumes_;
 
@@ -117,6 +139,7 @@ class PodWorker {
   bool status_final_ = false;
   std::vector<std::unique_ptr<Slot>> init_slots_, app_slots_;
   std::optional<nlohmann::json> last_status_;
+  std::unique_ptr<StartupTrace> startup_trace_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

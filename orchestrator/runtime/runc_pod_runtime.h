@@ -64,6 +64,8 @@ class RuncPodRuntime : public PodRuntime {
   absl::StatusOr<std::string> CreateContainer(const std::string& sandbox_id,
                                               const ContainerConfig& config) override;
   absl::Status StartContainer(const std::string& container_id) override;
+  // One `runc run --detach` instead of `runc create` plus `runc start`.
+  absl::StatusOr<std::string> RunContainer(const std::string& sandbox_id, const ContainerConfig& config) override;
   absl::Status StopContainer(const std::string& container_id, std::chrono::seconds grace) override;
   absl::Status RemoveContainer(const std::string& container_id) override;
   absl::StatusOr<ContainerStatus> GetContainerStatus(const std::string& container_id) override;
@@ -88,6 +90,8 @@ class RuncPodRuntime : public PodRuntime {
                  CniNetwork network);
 
   struct SandboxRecord;
+  absl::StatusOr<std::string> MakeContainer(const std::string& sandbox_id, const ContainerConfig& config,
+                                            bool start);
   struct ContainerRecord;
   absl::StatusOr<SandboxRecord> LoadSandbox(const std::string& id) const;
   absl::Status SaveSandbox(const SandboxRecord& record) const;

@@ -1,6 +1,8 @@
 #include "orchestrator/runtime/network/cni_network.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -63,6 +65,15 @@ absl::StatusOr<CniNetwork> CniNetwork::Create(const CniOptions& options) {
   if (auto s = MakeDirectories(options.state_dir + "/ipam", 0700); !s.ok()) return s;
   if (auto s = WriteFileAtomically(network.conflist_path(), network.conflist_, 0644); !s.ok()) return s;
   return network;
+}
+
+bool CniNetwork::Runs(const json& plugin, const CniAttachment& attachment) {
+  // portmap without mappings passes the previous result through and has
+  // nothing to undo: a process (and an iptables lock) saved per pod.
+  bool port_mapper = plugin.contains("capabilities") && plugin["capabilities"].value("portMappings", false);
+  if (!port_mapper) return true;
+  return std::any_of(attachment.port_mappings.begin(), attachment.port_mappings.end(),
+                     [](const PortMapping& m) { return m.host_port > 0; });
 }
 
 std::string CniNetwork::conflist_path() const {
@@ -129,21 +140,36 @@ absl::StatusOr<std::string> CniNetwork::Invoke(const std::string& command,
   return result->stdout_text;
 }
 
-absl::StatusOr<CniResult> CniNetwork::Add(const CniAttachment& attachment) const {
-  json loopback = {{"cniVersion", kCniVersion}, {"name", "cni-loopback"}, {"type", "loopback"}};
-  auto lo = Invoke("ADD", loopback.dump(), attachment, "lo");
-  if (!lo.ok()) return lo.status();
+absl::StatusOr<CniResult> CniNetwork::Add(const CniAttachment& attachment, StepTimings* timings) const {
+  // "lo" and the list's interface are independent: the loopback plugin runs
+  // on its own thread beside the list (bridge + host-local, which locks its
+  // own lease store).
+  absl::Status lo_status;
+  std::thread lo_thread([&] {
+    json loopback = {{"cniVersion", kCniVersion}, {"name", "cni-loopback"}, {"type", "loopback"}};
+    ScopedStep lo_step(timings, "cni loopback (parallel)");
+    auto lo = Invoke("ADD", loopback.dump(), attachment, "lo");
+    if (!lo.ok()) lo_status = lo.status();
+  });
 
   json list = json::parse(conflist_);
   std::string prev;
+  absl::Status list_status;
   for (size_t i = 0; i < list["plugins"].size(); ++i) {
+    if (!Runs(list["plugins"][i], attachment)) continue;
+    ScopedStep plugin_step(timings, absl::StrCat("cni ", list["plugins"][i].value("type", "")));
     auto out = Invoke("ADD", PluginConf(i, attachment, prev), attachment, attachment.ifname);
     if (!out.ok()) {
-      absl::Status cleanup = Delete(attachment, prev);
-      if (!cleanup.ok()) spdlog::warn("CNI: undoing a failed ADD: {}", cleanup.message());
-      return out.status();
+      list_status = out.status();
+      break;
     }
     prev = *out;
+  }
+  lo_thread.join();
+  if (!list_status.ok() || !lo_status.ok()) {
+    absl::Status cleanup = Delete(attachment, prev);
+    if (!cleanup.ok()) spdlog::warn("CNI: undoing a failed ADD: {}", cleanup.message());
+    return list_status.ok() ? lo_status : list_status;
   }
   auto parsed = ParseResult(prev);
   if (!parsed.ok()) {
@@ -158,6 +184,7 @@ absl::Status CniNetwork::Delete(const CniAttachment& attachment, const std::stri
   json list = json::parse(conflist_);
   absl::Status first;
   for (size_t i = list["plugins"].size(); i-- > 0;) {
+    if (!Runs(list["plugins"][i], attachment)) continue;
     auto out = Invoke("DEL", PluginConf(i, attachment, prev_result_json), attachment, attachment.ifname);
     if (!out.ok() && first.ok()) first = out.status();
   }

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "absl/status/statusor.h"
 #include "orchestrator/runtime/pod_runtime.h"
 
@@ -48,10 +50,14 @@ class CniNetwork {
   std::string conflist_path() const;
   std::string ipam_data_dir() const;
 
-  // Brings up "lo" in the namespace, then runs every plugin of the list in
-  // order. On failure whatever was added is deleted again.
-  absl::StatusOr<CniResult> Add(const CniAttachment& attachment) const;
-  // Runs the plugins in reverse order with the ADD result as prevResult.
+  // Brings up "lo" in the namespace (the loopback plugin, in parallel with
+  // the list), and runs every plugin of the list in order; the portmap
+  // plugin only when the pod maps host ports. On failure whatever was added
+  // is deleted again.
+  // `timings` (may be null) gets one step per plugin ("cni bridge", ...).
+  absl::StatusOr<CniResult> Add(const CniAttachment& attachment, StepTimings* timings = nullptr) const;
+  // Runs the plugins in reverse order with the ADD result as prevResult
+  // (portmap only when the attachment maps host ports, as on ADD).
   // Idempotent: deleting twice or without a namespace succeeds.
   absl::Status Delete(const CniAttachment& attachment, const std::string& prev_result_json) const;
 
@@ -62,6 +68,8 @@ class CniNetwork {
 
  private:
   explicit CniNetwork(CniOptions options);
+  // Whether `plugin` (a conflist entry) has anything to do for `attachment`.
+  static bool Runs(const nlohmann::json& plugin, const CniAttachment& attachment);
   absl::StatusOr<std::string> Invoke(const std::string& command, const std::string& plugin_conf,
                                      const CniAttachment& attachment, const std::string& ifname) const;
   std::string PluginConf(size_t index, const CniAttachment& attachment,

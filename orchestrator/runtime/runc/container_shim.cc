@@ -56,7 +56,7 @@ std::string LastRuncError(const std::string& runc_log, const std::string& fallba
     }
   }
   if (message.empty()) message = std::string(absl::StripAsciiWhitespace(fallback));
-  if (message.empty()) message = "runc create failed";
+  if (message.empty()) message = "runc failed";
   return message;
 }
 
@@ -77,10 +77,12 @@ std::string ReadAvailable(int fd) {
 }  // namespace
 
 std::vector<std::string> ShimArguments(const ShimOptions& o) {
-  return {"--runc", o.runc, "--runc-root", o.runc_root, "--bundle", o.bundle, "--id", o.container_id,
+  std::vector<std::string> args = {"--runc", o.runc, "--runc-root", o.runc_root, "--bundle", o.bundle, "--id", o.container_id,
           "--log-path", o.log_path, "--log-max-size", std::to_string(o.log_max_size),
           "--log-max-files", std::to_string(o.log_max_files), "--exit-file", o.exit_file,
           "--oom-counter-file", o.oom_counter_file};
+  if (o.start) args.push_back("--start");
+  return args;
 }
 
 absl::StatusOr<ShimExit> ReadShimExit(const std::string& exit_file) {
@@ -122,8 +124,13 @@ int RunShim(const ShimOptions& o) {
   const std::string pid_file = o.bundle + "/init.pid";
   const std::string runc_log = o.bundle + "/runc.log";
   ::unlink(pid_file.c_str());
-  std::vector<std::string> args = {o.runc, "--root", o.runc_root, "--log", runc_log, "--log-format", "json",
-                                   "create", "--bundle", o.bundle, "--pid-file", pid_file, o.container_id};
+  std::vector<std::string> args = {o.runc, "--root", o.runc_root, "--log", runc_log, "--log-format", "json"};
+  if (o.start) {
+    args.insert(args.end(), {"run", "--detach"});
+  } else {
+    args.push_back("create");
+  }
+  args.insert(args.end(), {"--bundle", o.bundle, "--pid-file", pid_file, o.container_id});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -154,7 +161,7 @@ int RunShim(const ShimOptions& o) {
   if (auto t = ReadFileToString(pid_file); t.ok()) pid_text = *t;
   pid_t init_pid = 0;
   if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(pid_text), &init_pid) || init_pid <= 0) {
-    return fail(absl::StrCat("runc create wrote no pid to ", pid_file));
+    return fail(absl::StrCat("runc ", o.start ? "run" : "create", " wrote no pid to ", pid_file));
   }
   WriteAll(kSyncFd, absl::StrCat("ok ", init_pid, " ", ::getpid(), "\n"));
   ::close(kSyncFd);

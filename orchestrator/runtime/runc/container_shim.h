@@ -13,7 +13,8 @@
 // codes intact.
 //
 // Start-up handshake: the shim writes one line to fd 3, "ok <init pid>" once
-// `runc create` succeeded or "error <message>", then closes it.
+// `runc create` (or `runc run --detach` with --start) succeeded or
+// "error <message>", then closes it.
 #pragma once
 
 #include <sys/types.h>
@@ -37,6 +38,8 @@ struct ShimOptions {
   int log_max_files = 5;
   std::string exit_file;       // written atomically when the init exits
   std::string oom_counter_file;  // memory.events or memory.oom_control
+  // `runc run --detach` (created and started) instead of `runc create`.
+  bool start = false;
 };
 
 // The exit.json record.
