@@ -314,6 +314,22 @@ TEST_F(StatefulSetControllerTest, RollingUpdateInReverseOrdinalOrderRespectsPart
   std::map<std::string, int64_t> numbers;
   for (const json& rev : (*revisions)["items"]) numbers[StringAt(rev, "/metadata/name")] = IntAt(rev, "/revision");
   EXPECT_EQ(numbers, (std::map<std::string, int64_t>{{first, 1}, {second, 2}}));
+
+  // kubectl rollout undo applies the previous revision's data: the first
+  // revision is renumbered 3 (no copy is made) and the pods roll back.
+  auto undo = server_->Kubectl({"rollout", "undo", "statefulset/db"});
+  ASSERT_TRUE(undo.Succeeded()) << undo.stdout_text << undo.stderr_text;
+  ASSERT_TRUE(Eventually([&] {
+    json s = Set("db");
+    return Images("db") == ImageMap{{"db-0", "busybox:1"}, {"db-1", "busybox:1"}, {"db-2", "busybox:1"}} &&
+           StringAt(s, "/status/currentRevision") == first && IntAt(s, "/status/currentReplicas") == 3;
+  })) << Set("db").dump();
+  auto renumbered = client_->Get(res::kControllerRevisions, "default", first);
+  ASSERT_TRUE(renumbered.ok()) << renumbered.status();
+  EXPECT_EQ(IntAt(*renumbered, "/revision"), 3);
+  auto history = server_->Kubectl({"rollout", "history", "statefulset/db"});
+  EXPECT_TRUE(history.Succeeded()) << history.stdout_text << history.stderr_text;
+  EXPECT_NE(history.stdout_text.find("3 "), std::string::npos) << history.stdout_text;
 }
 
 TEST_F(StatefulSetControllerTest, OnDeleteReplacesOnlyDeletedPods) {
