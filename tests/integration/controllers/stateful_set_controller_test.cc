@@ -344,9 +344,12 @@ TEST_F(StatefulSetControllerTest, OnDeleteReplacesOnlyDeletedPods) {
   ASSERT_TRUE(client_->Delete(res::kPods, "default", "od-1").ok());
   ASSERT_TRUE(Eventually([&] {
     return Images("od") == ImageMap{{"od-0", "busybox:1"}, {"od-1", "busybox:2"}} &&
-           IntAt(Set("od"), "/status/readyReplicas") == 2;
-  })) << json(Images("od")).dump();
-  EXPECT_EQ(IntAt(Set("od"), "/status/updatedReplicas"), 1);
+           IntAt(Set("od"), "/status/readyReplicas") == 2 && IntAt(Set("od"), "/status/updatedReplicas") == 1;
+  })) << json(Images("od")).dump() << Set("od").dump();
+  // Not every pod is updated: the old revision stays current.
+  json set = Set("od");
+  EXPECT_NE(StringAt(set, "/status/currentRevision"), StringAt(set, "/status/updateRevision"));
+  EXPECT_EQ(IntAt(set, "/status/currentReplicas"), 1);
 }
 
 }  // namespace
