@@ -4,7 +4,6 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "orchestrator/api/selector.h"
 #include "orchestrator/client/api_errors.h"
 #include "orchestrator/controllers/workloads/deployment_util.h"
 #include "orchestrator/controllers/workloads/replica_set_controller.h"
@@ -94,8 +93,8 @@ DaemonSetController::DaemonSetController(ControllerContext& ctx)
       daemon_sets_(ctx.informers.For(res::kDaemonSets)),
       nodes_(ctx.informers.For(res::kNodes)),
       pods_(ctx.informers.For(res::kPods)),
-      pod_refs_(ctx.client, res::kPods, pods_),
       worker_("daemonset", ctx.metrics, ctx.clock, [this](const std::string& key) { return Sync(key); }) {
+  pods_.AddIndexer(kControllerUidIndex, ControllerUidIndex);
   daemon_sets_.AddEventHandler({
       .on_add = [this](const json& ds) { worker_.queue().Add(ObjectKey(ds)); },
       .on_update = [this](const json&, const json& ds) { worker_.queue().Add(ObjectKey(ds)); },
@@ -185,15 +184,8 @@ absl::Status DaemonSetController::Sync(const std::string& key) {
   // Pods by node.
   std::map<std::string, std::vector<json>> by_node;
   std::vector<json> to_delete;
-  auto selector = api::LabelSelector::FromJson(ds["spec"].value("selector", json::object()));
-  if (!selector.ok()) {
-    ctx_.recorder.Event(ds, EventType::kWarning, "InvalidSelector", std::string(selector.status().message()));
-    return absl::OkStatus();  // retrying will not fix the object
-  }
-  auto claimed = pod_refs_.Claim({ds, "apps/v1", "DaemonSet"}, *selector);
-  if (!claimed.ok()) return claimed.status();
-  for (json& pod : *claimed) {
-    if (IsPodDeleting(pod)) continue;
+  for (json& pod : pods_.store().ByIndex(kControllerUidIndex, StringAt(ds, "/metadata/uid"))) {
+    if (StringAt(pod, "/metadata/namespace") != ns || IsPodDeleting(pod)) continue;
     std::string node = DaemonPodNode(pod);
     auto it = should_run.find(node);
     if (it == should_run.end() || !it->second) {

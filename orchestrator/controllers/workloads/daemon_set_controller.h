@@ -24,7 +24,6 @@
 #include "absl/status/status.h"
 #include "orchestrator/controllers/controller.h"
 #include "orchestrator/controllers/workloads/controller_expectations.h"
-#include "orchestrator/controllers/workloads/controller_ref_manager.h"
 #include "orchestrator/controllers/workloads/queue_worker.h"
 
 namespace kelpie::controllers::workloads {
@@ -59,7 +58,6 @@ class DaemonSetController : public Controller {
   SharedInformer& daemon_sets_;
   SharedInformer& nodes_;
   SharedInformer& pods_;
-  ControllerRefManager pod_refs_;
   ControllerExpectations expectations_;
   QueueWorker worker_;
 };
