@@ -28,6 +28,7 @@
 #include "orchestrator/apiserver/resource_api.h"
 #include "orchestrator/apiserver/node_strategy.h"
 #include "orchestrator/apiserver/service_strategy.h"
+#include "orchestrator/apiserver/stateful_set_strategy.h"
 #include "orchestrator/client/kubeconfig.h"
 #include "orchestrator/client/rest_client.h"
 #include "orchestrator/controllers/controller_manager.h"
@@ -220,6 +221,7 @@ int RunServer(const ServerFlags& f) {
   strategies["Service"] = std::make_shared<apiserver::ServiceStrategy>(
       *api_store, *service_cidr, node_ports);
   strategies["Node"] = std::make_shared<apiserver::NodeStrategy>(*api_store, *cluster_cidr, f.node_cidr_mask_size);
+  strategies["StatefulSet"] = std::make_shared<apiserver::StatefulSetStrategy>();
   apiserver::ResourceApi resources(*api_store, api::ResourceRegistry::Builtin(), strategies);
   if (absl::Status st = resources.EnsureDefaultNamespaces(); !st.ok()) {
     spdlog::error("creating the default namespaces: {}", st.message());

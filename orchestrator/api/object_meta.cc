@@ -176,9 +176,40 @@ std::string WithResourceVersion(std::string_view stored, int64_t rv) {
   return out;
 }
 
+namespace {
+constexpr std::string_view kMeta = "\"metadata\":{";
+
+// Where the object's own "metadata":{ starts. Keys are stored sorted, so a
+// member before "metadata" may hold a nested metadata of its own (a
+// ControllerRevision's data.spec.template): only a key at depth 1 counts.
+size_t FindTopLevelMetadata(std::string_view s) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      if (depth == 1 && s.compare(i, kMeta.size(), kMeta) == 0) return i;
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return std::string_view::npos;
+}
+}  // namespace
+
 void AppendWithResourceVersion(std::string_view stored, int64_t rv, std::string* out) {
-  static constexpr std::string_view kMeta = "\"metadata\":{";
-  size_t pos = stored.find(kMeta);
+  size_t pos = FindTopLevelMetadata(stored);
   char rv_field[64];
   int rv_len = std::snprintf(rv_field, sizeof(rv_field), "\"resourceVersion\":\"%lld\"", static_cast<long long>(rv));
   std::string_view rv_view(rv_field, static_cast<size_t>(rv_len));

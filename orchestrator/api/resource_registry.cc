@@ -46,6 +46,7 @@ const ResourceRegistry& ResourceRegistry::Builtin() {
     add({"apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, {"rs"}, {"all"}, {"status", "scale"}, false});
     add({"apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, {"ds"}, {"all"}, {"status"}, false});
     add({"apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, {"sts"}, {"all"}, {"status", "scale"}, false});
+    add({"apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, {}, {}, {}, false});
     // batch/v1
     add({"batch", "v1", "Job", "jobs", "job", true, {}, {"all"}, {"status"}, false});
     add({"batch", "v1", "CronJob", "cronjobs", "cronjob", true, {"cj"}, {"all"}, {"status"}, false});

@@ -26,6 +26,7 @@ const ResourceRef kReplicaSets{"apps", "v1", "replicasets", true};
 const ResourceRef kDeployments{"apps", "v1", "deployments", true};
 const ResourceRef kDaemonSets{"apps", "v1", "daemonsets", true};
 const ResourceRef kStatefulSets{"apps", "v1", "statefulsets", true};
+const ResourceRef kControllerRevisions{"apps", "v1", "controllerrevisions", true};
 const ResourceRef kJobs{"batch", "v1", "jobs", true};
 const ResourceRef kCronJobs{"batch", "v1", "cronjobs", true};
 const ResourceRef kEndpointSlices{"discovery.k8s.io", "v1", "endpointslices", true};

@@ -34,7 +34,7 @@ struct ResourceRef {
 // Commonly used resources.
 namespace resources {
 extern const ResourceRef kPods, kServices, kEndpoints, kNamespaces, kNodes, kEvents, kServiceAccounts,
-    kSecrets, kConfigMaps, kReplicaSets, kDeployments, kDaemonSets, kStatefulSets, kJobs, kCronJobs,
+    kSecrets, kConfigMaps, kReplicaSets, kDeployments, kDaemonSets, kStatefulSets, kControllerRevisions, kJobs, kCronJobs,
     kEndpointSlices, kLeases;
 }  // namespace resources
 

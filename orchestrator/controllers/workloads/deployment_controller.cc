@@ -126,10 +126,9 @@ DeploymentController::DeploymentController(ControllerContext& ctx)
       deployments_(ctx.informers.For(res::kDeployments)),
       replica_sets_(ctx.informers.For(res::kReplicaSets)),
       pods_(ctx.informers.For(res::kPods)),
+      replica_set_refs_(ctx.client, res::kReplicaSets, replica_sets_),
       worker_("deployment", ctx.metrics, ctx.clock, [this](const std::string& key) { return Sync(key); }) {
   deployments_.AddIndexer(kNamespaceIndexName, NamespaceIndex);
-  replica_sets_.AddIndexer(kControllerUidIndex, ControllerUidIndex);
-  replica_sets_.AddIndexer(kOrphanNamespaceIndex, OrphanNamespaceIndex);
   pods_.AddIndexer(kControllerUidIndex, ControllerUidIndex);
   deployments_.AddEventHandler({
       .on_add = [this](const json& d) { worker_.queue().Add(ObjectKey(d)); },
@@ -208,45 +207,9 @@ void DeploymentController::OnPodDelete(const json& pod) {
 }
 
 absl::StatusOr<std::vector<json>> DeploymentController::ClaimReplicaSets(const json& d) {
-  const std::string ns = Namespace(d);
-  const std::string uid = StringAt(d, "/metadata/uid");
   auto selector = api::LabelSelector::FromJson(d["spec"].value("selector", json::object()));
   if (!selector.ok()) return selector.status();
-  std::vector<json> claimed;
-  absl::Status first_error;
-  for (json& rs : replica_sets_.store().ByIndex(kControllerUidIndex, uid)) {
-    if (Namespace(rs) != ns) continue;
-    if (selector->Matches(rs["metadata"].value("labels", json::object())) || IsDeleting(d)) {
-      claimed.push_back(std::move(rs));
-      continue;
-    }
-    json refs = json::array();
-    for (const json& r : rs["metadata"]["ownerReferences"]) {
-      if (r.value("uid", "") != uid) refs.push_back(r);
-    }
-    json patch = {{"metadata",
-                   {{"ownerReferences", refs.empty() ? json(nullptr) : refs},
-                    {"resourceVersion", StringAt(rs, "/metadata/resourceVersion")}}}};
-    auto r = ctx_.client.Patch(res::kReplicaSets, ns, ObjName(rs), client::PatchType::kMerge, patch);
-    if (!r.ok() && !client::IsNotFound(r.status()) && first_error.ok()) first_error = r.status();
-  }
-  if (!IsDeleting(d) && !selector->Empty()) {
-    for (json& rs : replica_sets_.store().ByIndex(kOrphanNamespaceIndex, ns)) {
-      if (IsDeleting(rs) || !selector->Matches(rs["metadata"].value("labels", json::object()))) continue;
-      json refs = rs["metadata"].value("ownerReferences", json::array());
-      refs.push_back(MakeControllerRef(d, "apps/v1", "Deployment"));
-      json patch = {{"metadata",
-                     {{"ownerReferences", refs}, {"resourceVersion", StringAt(rs, "/metadata/resourceVersion")}}}};
-      auto r = ctx_.client.Patch(res::kReplicaSets, ns, ObjName(rs), client::PatchType::kMerge, patch);
-      if (r.ok()) {
-        claimed.push_back(std::move(*r));
-      } else if (!client::IsNotFound(r.status()) && first_error.ok()) {
-        first_error = r.status();
-      }
-    }
-  }
-  if (!first_error.ok()) return first_error;
-  return claimed;
+  return replica_set_refs_.Claim({d, "apps/v1", "Deployment"}, *selector);
 }
 
 absl::Status DeploymentController::WriteStatus(Rollout& r, const json& status) {

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "orchestrator/controllers/controller.h"
+#include "orchestrator/controllers/workloads/controller_ref_manager.h"
 #include "orchestrator/controllers/workloads/queue_worker.h"
 
 namespace kelpie::controllers::workloads {
@@ -83,6 +84,7 @@ class DeploymentController : public Controller {
   SharedInformer& deployments_;
   SharedInformer& replica_sets_;
   SharedInformer& pods_;
+  ControllerRefManager replica_set_refs_;
   QueueWorker worker_;
 };
 

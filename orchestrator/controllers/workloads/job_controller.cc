@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/status_macros.h"
+#include "orchestrator/api/selector.h"
 #include "orchestrator/client/api_errors.h"
 #include "orchestrator/controllers/workloads/replica_set_controller.h"
 #include "orchestrator/controllers/workloads/workload_util.h"
@@ -24,8 +26,8 @@ JobController::JobController(ControllerContext& ctx)
     : ctx_(ctx),
       jobs_(ctx.informers.For(res::kJobs)),
       pods_(ctx.informers.For(res::kPods)),
+      pod_refs_(ctx.client, res::kPods, pods_),
       worker_("job", ctx.metrics, ctx.clock, [this](const std::string& key) { return Sync(key); }) {
-  pods_.AddIndexer(kControllerUidIndex, ControllerUidIndex);
   jobs_.AddEventHandler({
       .on_add = [this](const json& j) { worker_.queue().Add(ObjectKey(j)); },
       .on_update = [this](const json&, const json& j) { worker_.queue().Add(ObjectKey(j)); },
@@ -157,6 +159,18 @@ absl::Status JobController::SyncFinished(const std::string& key, const json& job
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<json>> JobController::ClaimPods(const json& job) {
+  // Without spec.selector the Job selects what Kubernetes generates for it
+  // (manualSelector unset): its controller-uid label, which its pods carry.
+  json selector_json = job["spec"].value("selector", json());
+  if (!selector_json.is_object() || selector_json.empty()) {
+    selector_json = {{"matchLabels", {{"batch.kubernetes.io/controller-uid", StringAt(job, "/metadata/uid")}}}};
+  }
+  auto selector = api::LabelSelector::FromJson(selector_json);
+  if (!selector.ok()) return selector.status();
+  return pod_refs_.Claim({job, "batch/v1", "Job"}, *selector);
+}
+
 absl::Status JobController::Sync(const std::string& key) {
   auto cached = jobs_.store().Get(key);
   if (!cached) {
@@ -173,8 +187,8 @@ absl::Status JobController::Sync(const std::string& key) {
   std::vector<json> active;
   int64_t succeeded = 0, failed = 0, ready = 0;
   std::string last_failure;
-  for (json& p : pods_.store().ByIndex(kControllerUidIndex, StringAt(job, "/metadata/uid"))) {
-    if (StringAt(p, "/metadata/namespace") != ns) continue;
+  KELPIE_ASSIGN_OR_RETURN(std::vector<json> pods, ClaimPods(job));
+  for (json& p : pods) {
     const std::string phase = StringAt(p, "/status/phase");
     if (phase == "Succeeded") {
       ++succeeded;

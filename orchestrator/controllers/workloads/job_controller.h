@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "orchestrator/controllers/controller.h"
 #include "orchestrator/controllers/workloads/controller_expectations.h"
+#include "orchestrator/controllers/workloads/controller_ref_manager.h"
 #include "orchestrator/controllers/workloads/queue_worker.h"
 
 namespace kelpie::controllers::workloads {
@@ -42,6 +43,8 @@ class JobController : public Controller {
 
  private:
   std::string JobKeyOf(const nlohmann::json& pod) const;
+  // The Job's pods after adoption and release (ControllerRefManager).
+  absl::StatusOr<std::vector<nlohmann::json>> ClaimPods(const nlohmann::json& job);
   void OnPod(const nlohmann::json& pod, bool deleted, bool added);
   absl::Status DeletePods(const std::string& key, const nlohmann::json& job, const std::vector<nlohmann::json>& pods);
   absl::Status SyncFinished(const std::string& key, const nlohmann::json& job);
@@ -49,6 +52,7 @@ class JobController : public Controller {
   ControllerContext& ctx_;
   SharedInformer& jobs_;
   SharedInformer& pods_;
+  ControllerRefManager pod_refs_;
   ControllerExpectations expectations_;
   QueueWorker worker_;
 };

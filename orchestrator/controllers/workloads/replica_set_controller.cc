@@ -15,25 +15,12 @@ namespace kelpie::controllers::workloads {
 using nlohmann::json;
 namespace res = client::resources;
 
-std::vector<std::string> ControllerUidIndex(const json& obj) {
-  json ref = ControllerRefOf(obj);
-  if (!ref.is_object()) return {};
-  std::string uid = ref.value("uid", "");
-  return uid.empty() ? std::vector<std::string>{} : std::vector<std::string>{uid};
-}
-
-std::vector<std::string> OrphanNamespaceIndex(const json& obj) {
-  if (ControllerRefOf(obj).is_object()) return {};
-  return {StringAt(obj, "/metadata/namespace")};
-}
-
 ReplicaSetController::ReplicaSetController(ControllerContext& ctx)
     : ctx_(ctx),
       pods_(ctx.informers.For(res::kPods)),
       replica_sets_(ctx.informers.For(res::kReplicaSets)),
+      pod_refs_(ctx.client, res::kPods, pods_),
       worker_("replicaset", ctx.metrics, ctx.clock, [this](const std::string& key) { return Sync(key); }) {
-  pods_.AddIndexer(kControllerUidIndex, ControllerUidIndex);
-  pods_.AddIndexer(kOrphanNamespaceIndex, OrphanNamespaceIndex);
   replica_sets_.AddIndexer(kNamespaceIndexName, NamespaceIndex);
   replica_sets_.AddEventHandler({
       .on_add = [this](const json& rs) { worker_.queue().Add(ObjectKey(rs)); },
@@ -125,49 +112,9 @@ void ReplicaSetController::OnPodDelete(const json& pod) {
 }
 
 absl::StatusOr<std::vector<json>> ReplicaSetController::ClaimPods(const json& rs) {
-  const std::string ns = StringAt(rs, "/metadata/namespace");
-  const std::string uid = StringAt(rs, "/metadata/uid");
   auto selector = api::LabelSelector::FromJson(rs["spec"].value("selector", json::object()));
   if (!selector.ok()) return selector.status();
-  std::vector<json> claimed;
-  absl::Status first_error;
-  for (json& pod : pods_.store().ByIndex(kControllerUidIndex, uid)) {
-    if (StringAt(pod, "/metadata/namespace") != ns) continue;
-    if (selector->Matches(pod["metadata"].value("labels", json::object())) || IsDeleting(rs)) {
-      claimed.push_back(std::move(pod));
-      continue;
-    }
-    // Release: the pod's labels no longer match, drop our ownerReference.
-    json refs = json::array();
-    for (const json& r : pod["metadata"]["ownerReferences"]) {
-      if (r.value("uid", "") != uid) refs.push_back(r);
-    }
-    json patch = {{"metadata",
-                   {{"ownerReferences", refs.empty() ? json(nullptr) : refs},
-                    {"resourceVersion", StringAt(pod, "/metadata/resourceVersion")}}}};
-    auto r = ctx_.client.Patch(res::kPods, ns, StringAt(pod, "/metadata/name"), client::PatchType::kMerge, patch);
-    if (!r.ok() && !client::IsNotFound(r.status()) && first_error.ok()) first_error = r.status();
-  }
-  if (IsDeleting(rs) || selector->Empty()) {
-    if (!first_error.ok()) return first_error;
-    return claimed;
-  }
-  for (json& pod : pods_.store().ByIndex(kOrphanNamespaceIndex, ns)) {
-    if (IsPodDeleting(pod) || !selector->Matches(pod["metadata"].value("labels", json::object()))) continue;
-    // Adopt: add our controller reference, guarded by the pod's version.
-    json refs = pod["metadata"].value("ownerReferences", json::array());
-    refs.push_back(MakeControllerRef(rs, "apps/v1", "ReplicaSet"));
-    json patch = {{"metadata",
-                   {{"ownerReferences", refs}, {"resourceVersion", StringAt(pod, "/metadata/resourceVersion")}}}};
-    auto r = ctx_.client.Patch(res::kPods, ns, StringAt(pod, "/metadata/name"), client::PatchType::kMerge, patch);
-    if (r.ok()) {
-      claimed.push_back(std::move(*r));
-    } else if (!client::IsNotFound(r.status()) && first_error.ok()) {
-      first_error = r.status();
-    }
-  }
-  if (!first_error.ok()) return first_error;
-  return claimed;
+  return pod_refs_.Claim({rs, "apps/v1", "ReplicaSet"}, *selector);
 }
 
 namespace {

@@ -16,18 +16,10 @@
 #include "absl/status/status.h"
 #include "orchestrator/controllers/controller.h"
 #include "orchestrator/controllers/workloads/controller_expectations.h"
+#include "orchestrator/controllers/workloads/controller_ref_manager.h"
 #include "orchestrator/controllers/workloads/queue_worker.h"
 
 namespace kelpie::controllers::workloads {
-
-// Index names the workload controllers add to shared informers.
-inline constexpr char kControllerUidIndex[] = "workloads/controller-uid";
-inline constexpr char kOrphanNamespaceIndex[] = "workloads/orphan-namespace";
-inline constexpr char kNamespaceIndexName[] = "workloads/namespace";
-// Values: the controller ownerReference's uid; the namespace of objects
-// without a controller.
-std::vector<std::string> ControllerUidIndex(const nlohmann::json& obj);
-std::vector<std::string> OrphanNamespaceIndex(const nlohmann::json& obj);
 
 // At most this many creates or deletes per sync (Kubernetes' burstReplicas).
 inline constexpr int kBurstReplicas = 500;
@@ -60,6 +52,7 @@ class ReplicaSetController : public Controller {
   ControllerContext& ctx_;
   SharedInformer& pods_;
   SharedInformer& replica_sets_;
+  ControllerRefManager pod_refs_;
   ControllerExpectations expectations_;
   QueueWorker worker_;
 };

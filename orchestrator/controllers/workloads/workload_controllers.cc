@@ -5,6 +5,7 @@
 #include "orchestrator/controllers/workloads/deployment_controller.h"
 #include "orchestrator/controllers/workloads/job_controller.h"
 #include "orchestrator/controllers/workloads/replica_set_controller.h"
+#include "orchestrator/controllers/workloads/stateful_set_controller.h"
 
 namespace kelpie::controllers::workloads {
 
@@ -15,6 +16,7 @@ std::vector<std::unique_ptr<Controller>> NewWorkloadControllers(ControllerContex
   controllers.push_back(std::make_unique<JobController>(ctx));
   controllers.push_back(std::make_unique<DaemonSetController>(ctx));
   controllers.push_back(std::make_unique<CronJobController>(ctx));
+  controllers.push_back(std::make_unique<StatefulSetController>(ctx));
   return controllers;
 }
 
@@ -32,7 +34,7 @@ ControllerDescriptor Describe(const char* name) {
 std::vector<ControllerDescriptor> WorkloadControllerDescriptors() {
   return {Describe<ReplicaSetController>("replicaset"), Describe<DeploymentController>("deployment"),
           Describe<JobController>("job"), Describe<DaemonSetController>("daemonset"),
-          Describe<CronJobController>("cronjob")};
+          Describe<CronJobController>("cronjob"), Describe<StatefulSetController>("statefulset")};
 }
 
 }  // namespace kelpie::controllers::workloads

@@ -1,4 +1,5 @@
-// The workload controllers (ReplicaSet, Deployment, Job, DaemonSet, CronJob)
+// The workload controllers (ReplicaSet, Deployment, Job, DaemonSet, CronJob,
+// StatefulSet)
 // built from one ControllerContext, for the controller manager to run.
 #pragma once
 
@@ -14,7 +15,7 @@ std::vector<std::unique_ptr<Controller>> NewWorkloadControllers(ControllerContex
 
 // The same controllers one by one for the ControllerManager, under
 // kube-controller-manager's names: replicaset, deployment, job, daemonset,
-// cronjob.
+// cronjob, statefulset.
 std::vector<ControllerDescriptor> WorkloadControllerDescriptors();
 
 }  // namespace kelpie::controllers::workloads
