@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "orchestrator/kubelet/container_env.h"
+#include "orchestrator/kubelet/image_pull_manager.h"
 #include "orchestrator/kubelet/pod_api.h"
 #include "orchestrator/kubelet/pod_volumes.h"
 #include "orchestrator/kubelet/prober.h"
@@ -52,6 +53,9 @@ struct PodWorkerOptions {
   std::chrono::milliseconds backoff_reset{600000};
   // configMap/secret/downwardAPI/projected volumes are re-read this often.
   std::chrono::milliseconds volume_refresh{30000};
+  // The image pull step (imagePullPolicy, registry pulls, ErrImagePull /
+  // ImagePullBackOff). Unset: images must already be in the store.
+  std::shared_ptr<ImagePullManager> image_pulls;
 };
 
 // Pod state the sandbox's labels carry, so adoption finds pods by uid.
@@ -85,6 +89,8 @@ class PodWorker {
   bool EnsureSandbox(const nlohmann::json& pod);
   bool EnsureVolumes(const nlohmann::json& pod);
   void StartContainer(const nlohmann::json& pod, Slot& slot);
+  // The image pull step before creating a container; false leaves it waiting.
+  bool EnsureImage(const nlohmann::json& pod, Slot& slot);
   // Restarts an exited container when its backoff allows.
   void RestartWithBackoff(const nlohmann::json& pod, Slot& slot);
   void RunProbes(const nlohmann::json& pod, Slot& slot);
