@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
   auto agent = ChildProcess::Start(
       {kelpie::testing::KelpieBinary(), "agent", "--kubeconfig", (*server)->kubeconfig(), "--data-dir", agent_dir,
        "--node-name", node, "--service-routing=false", "--dns=false", "--network-observability=false",
-       "--kubelet-port=0", "--cni-bridge", bridge, "--pod-cgroup-parent", cgroup_parent,
+       "--kubelet-port=0", "--image-pulls=false", "--cni-bridge", bridge, "--pod-cgroup-parent", cgroup_parent,
        "--pod-log-dir", dir.File("logs")},
       {.stdout_path = dir.File("agent.log")});
   if (!agent.ok()) {
