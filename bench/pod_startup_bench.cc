@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> agent_argv = {
       kelpie::testing::KelpieBinary(), "agent", "--kubeconfig", (*server)->kubeconfig(), "--data-dir", agent_dir,
       "--node-name", node, "--service-routing=false", "--dns=false", "--network-observability=false",
-      "--kubelet-port=0", "--cni-bridge", bridge, "--pod-cgroup-parent", cgroup_parent,
+      "--kubelet-port=0", "--image-pulls=false", "--cni-bridge", bridge, "--pod-cgroup-parent", cgroup_parent,
       "--pod-log-dir", dir.File("logs")};
   if (!parallel_starts.empty()) {
     agent_argv.push_back("--max-parallel-pod-starts");

@@ -1,4 +1,4 @@
-// `kelpie image`: the node's image store (import, ls, rm, inspect, prepare).
+// `kelpie image`: the node's image store (pull, import, ls, rm, inspect, prepare).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <ctime>
@@ -12,7 +12,10 @@
 #include "absl/time/time.h"
 #include "cmd/commands.h"
 #include "orchestrator/runtime/image/digest.h"
+#include "common/files.h"
+#include "orchestrator/runtime/image/image_puller.h"
 #include "orchestrator/runtime/image/image_store.h"
+#include "orchestrator/runtime/image/registry_reference.h"
 
 namespace kelpie::cmd {
 namespace {
@@ -25,6 +28,10 @@ struct ImageFlags {
   std::string output = "table";
   std::string name;
   std::vector<std::string> args;
+  // pull
+  std::vector<std::string> insecure_registries;
+  std::string ca_file;
+  std::string docker_config;
 };
 
 std::string HumanSize(uint64_t bytes) {
@@ -81,6 +88,31 @@ int RunImport(const ImageFlags& f) {
       std::cout << "imported " << r.reference << " (" << r.manifest_digest << ", " << HumanSize(r.size) << ")\n";
     }
   }
+  return 0;
+}
+
+int RunPull(const ImageFlags& f) {
+  auto store = ImageStore::Open(f.data_dir);
+  if (!store.ok()) return Fail("pull", store.status());
+  image::ImagePullerOptions options;
+  options.insecure_registries.insert(f.insecure_registries.begin(), f.insecure_registries.end());
+  options.ca_file = f.ca_file;
+  image::ImagePuller puller(**store, options);
+  std::optional<image::RegistryCredentials> credentials;
+  if (!f.docker_config.empty()) {
+    auto ref = image::ParseRegistryReference(f.args[0]);
+    if (!ref.ok()) return Fail("pull", ref.status());
+    auto text = ReadFileToString(f.docker_config);
+    if (!text.ok()) return Fail("pull", text.status());
+    auto found = image::FindDockerConfigCredentials(*text, ref->registry);
+    if (!found.ok()) return Fail("pull", absl::InvalidArgumentError(absl::StrCat(f.docker_config, ": ",
+                                                                                 found.status().message())));
+    credentials = *found;
+  }
+  auto record = puller.Pull(f.args[0], credentials);
+  if (!record.ok()) return Fail("pull", record.status());
+  std::printf("pulled %s (%s, %s)\n", record->reference.c_str(), record->manifest_digest.c_str(),
+              HumanSize(record->size).c_str());
   return 0;
 }
 
@@ -150,7 +182,7 @@ int RunPrepare(const ImageFlags& f) {
 }  // namespace
 
 CommandRunner RegisterImageCommand(CLI::App& root) {
-  CLI::App* app = root.add_subcommand("image", "Manage the node's image store: import archives, list, "
+  CLI::App* app = root.add_subcommand("image", "Manage the node's image store: pull and import images, list, "
                                                "inspect, remove and unpack images");
   app->require_subcommand(1);
   auto flags = std::make_shared<ImageFlags>();
@@ -162,6 +194,17 @@ CommandRunner RegisterImageCommand(CLI::App& root) {
     sub->callback([flags, selected, run] { *selected = [flags, run] { return run(*flags); }; });
     return sub;
   };
+  CLI::App* pull = add("pull", "Pull an image from a registry (OCI distribution API)", RunPull);
+  pull->add_option("REF", flags->args, "Image reference (busybox, quay.io/org/app:1, name@sha256:...)")
+      ->required()
+      ->expected(1);
+  pull->add_option("--insecure-registry", flags->insecure_registries,
+                   "Registry (host:port) spoken to over plain HTTP instead of HTTPS; repeatable");
+  pull->add_option("--ca-file", flags->ca_file, "PEM bundle to trust instead of the system trust store")
+      ->check(CLI::ExistingFile);
+  pull->add_option("--docker-config", flags->docker_config,
+                   "Docker config JSON ({\"auths\": ...}, as in a .dockerconfigjson secret) with credentials")
+      ->check(CLI::ExistingFile);
   CLI::App* import = add("import", "Import OCI image layout or docker-save archives (.tar or .tar.gz)", RunImport);
   import->add_option("FILE", flags->args, "Archive to import")->required()->check(CLI::ExistingFile);
   import->add_option("--name", flags->name, "Reference to give the image (when the archive names none)");

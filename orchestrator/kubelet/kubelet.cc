@@ -13,6 +13,9 @@
 #include "orchestrator/client/rest_client.h"
 #include "orchestrator/kubelet/http_node_api.h"
 #include "orchestrator/kubelet/pod_manager.h"
+#include "orchestrator/controllers/rest_event_recorder.h"
+#include "orchestrator/kubelet/image_pull_manager.h"
+#include "orchestrator/runtime/image/image_puller.h"
 #include "orchestrator/runtime/image/image_store.h"
 #include "orchestrator/runtime/runc_pod_runtime.h"
 
@@ -85,6 +88,13 @@ void AddKubeletFlags(CLI::App& app, KubeletOptions& options) {
                  "How many pods start (sandbox, volumes, containers) at once; the others wait in arrival order")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  // Images.
+  app.add_option("--image-pulls", options.pods.image_pulls,
+                 "Pull images from registries as imagePullPolicy asks; false runs only images already in the "
+                 "node's store (kelpie image import / pull)")
+      ->capture_default_str();
+  app.add_option("--insecure-registry", options.pods.insecure_registries,
+                 "Registry (host:port) pulled from over plain HTTP instead of HTTPS; repeatable");
 }
 
 Kubelet::Kubelet() = default;
@@ -165,6 +175,20 @@ void Kubelet::RunPods(KubeletOptions options, std::string node_ip, int64_t cpu_m
     return;
   }
   PodWorkerOptions po;
+  {
+    // The image pull step: policy, registry pulls, pull events.
+    if (options.pods.image_pulls) {
+      image::ImagePullerOptions pull_options;
+      pull_options.insecure_registries.insert(options.pods.insecure_registries.begin(),
+                                              options.pods.insecure_registries.end());
+      puller_ = std::make_unique<image::ImagePuller>(**images, pull_options);
+    }
+    controllers::EventRecorderOptions eo;
+    eo.component = "kubelet";
+    eo.host = node_name_;
+    events_ = std::make_unique<controllers::RestEventRecorder>(*pods_client_, eo);
+    po.image_pulls = std::make_shared<ImagePullManager>(**images, puller_.get(), events_.get());
+  }
   po.node_name = node_name_;
   po.node_ip = node_ip;
   po.pods_dir = options.data_dir + "/pods";
@@ -193,6 +217,7 @@ void Kubelet::Stop() {
   }
   if (pods_thread_.joinable()) pods_thread_.join();
   if (pods_) pods_->Stop();
+  if (events_) events_->Stop();
   if (registrar_) registrar_->Stop();
   if (registrar_thread_.joinable()) registrar_thread_.join();
 }

@@ -22,6 +22,10 @@ class App;
 
 namespace kelpie::image {
 class ImageStore;
+class ImagePuller;
+}  // namespace kelpie::image
+namespace kelpie::controllers {
+class RestEventRecorder;
 }
 namespace kelpie::runtime {
 class RuncPodRuntime;
@@ -46,6 +50,11 @@ struct PodOptions {
   int max_parallel_starts = 8;
   // How the runtime runs its shim; default: this executable's `runtime-shim`.
   std::vector<std::string> shim_command;
+  // Registry pulls (imagePullPolicy honoured); off: only images already in
+  // the node's store run.
+  bool image_pulls = true;
+  // host:port of registries pulled from over plain HTTP.
+  std::vector<std::string> insecure_registries;
 };
 
 struct KubeletOptions {
@@ -67,7 +76,8 @@ struct KubeletOptions {
 // --node-name, --node-ip, --node-labels, --max-pods, --register-node,
 // --node-lease-duration-seconds, --node-status-update-seconds, and the pod
 // flags --run-pods, --cluster-dns, --cluster-domain, --cni-bridge,
-// --pod-cgroup-parent, --pod-log-dir, --max-parallel-pod-starts.
+// --pod-cgroup-parent, --pod-log-dir, --max-parallel-pod-starts, --image-pulls,
+// --insecure-registry.
 void AddKubeletFlags(CLI::App& app, KubeletOptions& options);
 
 class Kubelet {
@@ -97,6 +107,9 @@ class Kubelet {
   std::unique_ptr<client::RestClient> pods_client_;
   std::unique_ptr<image::ImageStore> images_;
   std::unique_ptr<runtime::RuncPodRuntime> runtime_;
+  // The image pull step: registry client and the pods' Pulling/Pulled/Failed/BackOff events.
+  std::unique_ptr<image::ImagePuller> puller_;
+  std::unique_ptr<controllers::RestEventRecorder> events_;
   std::unique_ptr<PodManager> pods_;
   std::thread pods_thread_;
   std::mutex mu_;

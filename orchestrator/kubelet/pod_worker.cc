@@ -113,6 +113,7 @@ struct PodWorker::Slot {
   Clock::time_point backoff_until{};
   std::chrono::milliseconds backoff_delay{0};
   std::string waiting_reason, waiting_message;
+  ImagePullBackoff image_pull;
   ProbeSpec liveness, readiness, startup;
   bool started = false, ready = false;
   int startup_failures = 0, live_failures = 0, ready_failures = 0, ready_successes = 0;
@@ -383,17 +384,30 @@ bool PodWorker::EnsureVolumes(const json& pod) {
   return true;
 }
 
-void PodWorker::StartContainer(const json& pod, Slot& slot) {
-  runtime::ScopedStep config_step(trace_steps(), "container config");
-  const json& c = slot.spec;
-  std::string image = Str(c, "image");
+bool PodWorker::EnsureImage(const json& pod, Slot& slot) {
+  if (options_.image_pulls) {
+    ImageCheck check = options_.image_pulls->EnsureImage(pod, slot.spec, slot.image_pull, api_);
+    if (check.ready) return true;
+    slot.waiting_reason = check.reason;
+    slot.waiting_message = check.message;
+    return false;
+  }
+  std::string image = Str(slot.spec, "image");
   if (images_ && !images_->Get(image).ok()) {
     slot.waiting_reason = "ErrImageNeverPull";
     slot.waiting_message = absl::StrCat("Container image \"", image,
                                         "\" is not present in the node's image store and this kubelet does not pull "
                                         "from registries (import it with kelpie image import)");
-    return;
+    return false;
   }
+  return true;
+}
+
+void PodWorker::StartContainer(const json& pod, Slot& slot) {
+  const json& c = slot.spec;
+  std::string image = Str(c, "image");
+  if (!EnsureImage(pod, slot)) return;
+  runtime::ScopedStep config_step(trace_steps(), "container config");
   runtime::ContainerConfig config;
   config.name = slot.name;
   config.attempt = slot.current_id.empty() ? 0 : slot.restart_count + 1;

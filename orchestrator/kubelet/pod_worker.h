@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "orchestrator/kubelet/container_env.h"
+#include "orchestrator/kubelet/image_pull_manager.h"
 #include "orchestrator/kubelet/pod_api.h"
 #include "orchestrator/kubelet/pod_start_limiter.h"
 #include "orchestrator/kubelet/pod_volumes.h"
@@ -56,6 +57,9 @@ struct PodWorkerOptions {
   // How many pods may be starting (sandbox, volumes, containers) at once;
   // the others wait their turn in arrival order (see PodStartLimiter).
   int max_parallel_starts = 8;
+  // The image pull step (imagePullPolicy, registry pulls, ErrImagePull /
+  // ImagePullBackOff). Unset: images must already be in the store.
+  std::shared_ptr<ImagePullManager> image_pulls;
 };
 
 // Pod state the sandbox's labels carry, so adoption finds pods by uid.
@@ -106,6 +110,8 @@ class PodWorker {
   bool EnsureSandbox(const nlohmann::json& pod);
   bool EnsureVolumes(const nlohmann::json& pod);
   void StartContainer(const nlohmann::json& pod, Slot& slot);
+  // The image pull step before creating a container; false leaves it waiting.
+  bool EnsureImage(const nlohmann::json& pod, Slot& slot);
   // Restarts an exited container when its backoff allows.
   void RestartWithBackoff(const nlohmann::json& pod, Slot& slot);
   void RunProbes(const nlohmann::json& pod, Slot& slot);

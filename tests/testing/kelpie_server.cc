@@ -26,7 +26,7 @@ absl::StatusOr<std::unique_ptr<KelpieServer>> KelpieServer::Start(const std::str
   // unless told otherwise, for network observability, and for cluster DNS, which takes the cluster DNS
   // address and port 53 on the host.
   bool node_flag = false, routing_flag = false, dns_flag = false, observability_flag = false, pods_flag = false,
-       kubelet_port_flag = false;
+       kubelet_port_flag = false, pulls_flag = false;
   for (const auto& a : extra_args) {
     node_flag = node_flag || a.rfind("--register-node", 0) == 0;
     routing_flag = routing_flag || a.rfind("--service-routing", 0) == 0;
@@ -34,6 +34,7 @@ absl::StatusOr<std::unique_ptr<KelpieServer>> KelpieServer::Start(const std::str
     observability_flag = observability_flag || a.rfind("--network-observability", 0) == 0;
     pods_flag = pods_flag || a.rfind("--run-pods", 0) == 0;
     kubelet_port_flag = kubelet_port_flag || a.rfind("--kubelet-port", 0) == 0;
+    pulls_flag = pulls_flag || a.rfind("--image-pulls", 0) == 0;
   }
   if (!node_flag) argv.push_back("--register-node=false");
   if (!routing_flag) argv.push_back("--service-routing=false");
@@ -44,6 +45,8 @@ absl::StatusOr<std::unique_ptr<KelpieServer>> KelpieServer::Start(const std::str
   // kubelet API (a fixed port) unless the test asks.
   if (!pods_flag) argv.push_back("--run-pods=false");
   if (!kubelet_port_flag) argv.push_back("--kubelet-port=0");
+  // Pods run images the test imported; no registry but a test's loopback one is ever contacted.
+  if (!pulls_flag) argv.push_back("--image-pulls=false");
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ChildProcess::Options o;
   o.stdout_path = log_file;

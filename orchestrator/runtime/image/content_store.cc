@@ -49,53 +49,74 @@ absl::StatusOr<uint64_t> ContentStore::SizeOf(absl::string_view digest) const {
   return static_cast<uint64_t>(st.st_size);
 }
 
-absl::StatusOr<BlobInfo> ContentStore::Write(ByteSource& content, absl::string_view expected_digest,
-                                             int64_t expected_size) {
-  if (!expected_digest.empty()) KELPIE_RETURN_IF_ERROR(ValidateDigest(expected_digest));
-  std::string temp = temp_dir_ + "/blob-XXXXXX";
-  int fd = ::mkstemp(temp.data());
-  if (fd < 0) return ErrnoError("cannot create a temporary file in", temp_dir_, errno);
-  auto fail = [&](absl::Status s) {
-    ::close(fd);
-    ::unlink(temp.c_str());
-    return s;
-  };
-  HashingSource hashing(content);
-  char buffer[65536];
-  while (true) {
-    absl::StatusOr<size_t> n = hashing.Read(buffer, sizeof(buffer));
-    if (!n.ok()) {
-      return fail(absl::Status(n.status().code(),
-                               absl::StrCat("blob ", expected_digest.empty() ? "(new)" : expected_digest, ": ",
-                                            n.status().message())));
-    }
-    if (*n == 0) break;
-    size_t written = 0;
-    while (written < *n) {
-      ssize_t w = ::write(fd, buffer + written, *n - written);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return fail(ErrnoError("cannot write", temp, errno));
-      written += static_cast<size_t>(w);
-    }
+BlobWriter::~BlobWriter() {
+  if (!done_) {
+    ::close(fd_);
+    ::unlink(temp_path_.c_str());
   }
-  BlobInfo info{hashing.FinishDigest(), hashing.bytes_read()};
+}
+
+absl::Status BlobWriter::Append(const char* data, size_t size) {
+  if (done_) return absl::FailedPreconditionError("blob writer already finished");
+  hasher_.Update(data, size);
+  size_t written = 0;
+  while (written < size) {
+    ssize_t w = ::write(fd_, data + written, size - written);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return ErrnoError("cannot write", temp_path_, errno);
+    written += static_cast<size_t>(w);
+  }
+  size_ += size;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BlobInfo> BlobWriter::Commit(absl::string_view expected_digest, int64_t expected_size) {
+  if (done_) return absl::FailedPreconditionError("blob writer already finished");
+  if (!expected_digest.empty()) KELPIE_RETURN_IF_ERROR(ValidateDigest(expected_digest));
+  BlobInfo info{hasher_.FinishDigest(), size_};
   if (!expected_digest.empty() && info.digest != expected_digest) {
-    return fail(absl::DataLossError(absl::StrCat("blob ", expected_digest, " is corrupt: its content hashes to ",
-                                                 info.digest)));
+    return absl::DataLossError(absl::StrCat("blob ", expected_digest, " is corrupt: its content hashes to ",
+                                            info.digest));
   }
   if (expected_size >= 0 && info.size != static_cast<uint64_t>(expected_size)) {
-    return fail(absl::DataLossError(absl::StrCat("blob ", info.digest, " has ", info.size,
-                                                 " bytes but its descriptor says ", expected_size)));
+    return absl::DataLossError(absl::StrCat("blob ", info.digest, " has ", info.size,
+                                            " bytes but its descriptor says ", expected_size));
   }
-  if (::fchmod(fd, 0444) != 0 || ::fsync(fd) != 0) return fail(ErrnoError("cannot sync", temp, errno));
-  ::close(fd);
-  std::string final_path = PathOf(info.digest);
-  if (::rename(temp.c_str(), final_path.c_str()) != 0) {
+  if (::fchmod(fd_, 0444) != 0 || ::fsync(fd_) != 0) return ErrnoError("cannot sync", temp_path_, errno);
+  done_ = true;
+  ::close(fd_);
+  std::string final_path = store_.PathOf(info.digest);
+  if (::rename(temp_path_.c_str(), final_path.c_str()) != 0) {
     int err = errno;
-    ::unlink(temp.c_str());
+    ::unlink(temp_path_.c_str());
     return ErrnoError("cannot store blob as", final_path, err);
   }
   return info;
+}
+
+absl::StatusOr<std::unique_ptr<BlobWriter>> ContentStore::NewWriter() {
+  std::string temp = temp_dir_ + "/blob-XXXXXX";
+  int fd = ::mkstemp(temp.data());
+  if (fd < 0) return ErrnoError("cannot create a temporary file in", temp_dir_, errno);
+  return std::unique_ptr<BlobWriter>(new BlobWriter(*this, fd, std::move(temp)));
+}
+
+absl::StatusOr<BlobInfo> ContentStore::Write(ByteSource& content, absl::string_view expected_digest,
+                                             int64_t expected_size) {
+  if (!expected_digest.empty()) KELPIE_RETURN_IF_ERROR(ValidateDigest(expected_digest));
+  KELPIE_ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, NewWriter());
+  char buffer[65536];
+  while (true) {
+    absl::StatusOr<size_t> n = content.Read(buffer, sizeof(buffer));
+    if (!n.ok()) {
+      return absl::Status(n.status().code(),
+                          absl::StrCat("blob ", expected_digest.empty() ? "(new)" : expected_digest, ": ",
+                                       n.status().message()));
+    }
+    if (*n == 0) break;
+    KELPIE_RETURN_IF_ERROR(writer->Append(buffer, *n));
+  }
+  return writer->Commit(expected_digest, expected_size);
 }
 
 absl::StatusOr<BlobInfo> ContentStore::WriteString(absl::string_view content, absl::string_view expected_digest) {

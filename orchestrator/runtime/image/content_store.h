@@ -21,6 +21,32 @@ struct BlobInfo {
   uint64_t size = 0;
 };
 
+// A blob being written piece by piece (a download): bytes are hashed as
+// they are appended and the blob only enters the store on Commit, when its
+// digest (and size) match. Dropped without Commit, nothing is left behind.
+class BlobWriter {
+ public:
+  ~BlobWriter();
+  BlobWriter(const BlobWriter&) = delete;
+  BlobWriter& operator=(const BlobWriter&) = delete;
+
+  absl::Status Append(const char* data, size_t size);
+  uint64_t size() const { return size_; }
+  // Verifies and renames into place. `expected_digest` empty = any content.
+  absl::StatusOr<BlobInfo> Commit(absl::string_view expected_digest, int64_t expected_size = -1);
+
+ private:
+  friend class ContentStore;
+  BlobWriter(const class ContentStore& store, int fd, std::string temp_path)
+      : store_(store), fd_(fd), temp_path_(std::move(temp_path)) {}
+  const ContentStore& store_;
+  int fd_;
+  std::string temp_path_;
+  Sha256Hasher hasher_;
+  uint64_t size_ = 0;
+  bool done_ = false;
+};
+
 class ContentStore {
  public:
   // `root` is the image store folder; blobs live in root/blobs/sha256 and
@@ -32,6 +58,8 @@ class ContentStore {
   // >= 0); otherwise the digest is computed and returned.
   absl::StatusOr<BlobInfo> Write(ByteSource& content, absl::string_view expected_digest,
                                  int64_t expected_size = -1);
+  // Starts a blob written piece by piece (see BlobWriter).
+  absl::StatusOr<std::unique_ptr<BlobWriter>> NewWriter();
   absl::StatusOr<BlobInfo> WriteString(absl::string_view content, absl::string_view expected_digest = {});
 
   bool Contains(absl::string_view digest) const;

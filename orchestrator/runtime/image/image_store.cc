@@ -55,25 +55,26 @@ absl::Status RemoveTree(const std::string& path) {
 
 }  // namespace
 
-// Blobs an import has written or relies on, protected from garbage
-// collection until the import has recorded its references (or failed).
-class ImageStore::Pins {
- public:
-  explicit Pins(ImageStore& store) : store_(store) {}
-  ~Pins() {
-    std::lock_guard<std::mutex> lock(store_.mu_);
-    for (const std::string& d : digests_) store_.pinned_.erase(store_.pinned_.find(d));
-  }
-  void Pin(const std::string& digest) {
-    std::lock_guard<std::mutex> lock(store_.mu_);
-    store_.pinned_.insert(digest);
-    digests_.push_back(digest);
-  }
+ImageStore::Pins::~Pins() {
+  std::lock_guard<std::mutex> lock(store_.mu_);
+  for (const std::string& d : digests_) store_.pinned_.erase(store_.pinned_.find(d));
+}
 
- private:
-  ImageStore& store_;
-  std::vector<std::string> digests_;
-};
+void ImageStore::Pins::Pin(const std::string& digest) {
+  std::lock_guard<std::mutex> lock(store_.mu_);
+  store_.pinned_.insert(digest);
+  digests_.push_back(digest);
+}
+
+absl::StatusOr<ImageRecord> ImageStore::AddImage(absl::string_view reference, const std::string& manifest_digest) {
+  KELPIE_ASSIGN_OR_RETURN(std::string normalized, NormalizeReference(reference));
+  KELPIE_RETURN_IF_ERROR(ValidateDigest(manifest_digest));
+  KELPIE_ASSIGN_OR_RETURN(ImageRecord record, RecordFromManifest(manifest_digest));
+  record.reference = normalized;
+  std::lock_guard<std::mutex> lock(mu_);
+  KELPIE_RETURN_IF_ERROR(index_.Put(record));
+  return record;
+}
 
 std::string UnpackedImage::OverlayLowerDirs() const {
   std::vector<std::string> top_first(layer_dirs.rbegin(), layer_dirs.rend());

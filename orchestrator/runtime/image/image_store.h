@@ -67,6 +67,25 @@ class ImageStore {
   absl::StatusOr<GarbageCollection> Remove(absl::string_view reference);
   absl::StatusOr<GarbageCollection> CollectGarbage();
 
+  // Blobs a writer (import, pull) has stored or relies on, protected from
+  // garbage collection until it has recorded its references (or failed).
+  class Pins {
+   public:
+    explicit Pins(ImageStore& store) : store_(store) {}
+    ~Pins();
+    Pins(const Pins&) = delete;
+    Pins& operator=(const Pins&) = delete;
+    void Pin(const std::string& digest);
+
+   private:
+    ImageStore& store_;
+    std::vector<std::string> digests_;
+  };
+
+  // Records `reference` for a manifest whose config and layers are already
+  // stored (a pull); the caller pins those blobs until this returns.
+  absl::StatusOr<ImageRecord> AddImage(absl::string_view reference, const std::string& manifest_digest);
+
   ContentStore& content() { return *content_; }
   const std::string& root() const { return root_; }
   std::string LayerDir(absl::string_view diff_id) const;
@@ -75,7 +94,6 @@ class ImageStore {
   ImageStore(std::string root, std::unique_ptr<ContentStore> content, ReferenceIndex index)
       : root_(std::move(root)), content_(std::move(content)), index_(std::move(index)) {}
 
-  class Pins;
   absl::Status CopyBlob(const ImageArchive& archive, const std::string& digest, int64_t size, Pins& pins);
   absl::StatusOr<std::string> ChooseManifest(const ImageArchive& archive, const std::string& digest,
                                              const std::string& media_type, int depth);
