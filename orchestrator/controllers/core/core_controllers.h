@@ -17,6 +17,8 @@ namespace kelpie::controllers {
 
 struct CoreControllerOptions {
   int max_endpoints_per_slice = 100;
+  // Pod changes reach the Endpoints object this much later, batched.
+  std::chrono::milliseconds endpoint_updates_batch_period{0};
   // Node lifecycle.
   std::chrono::milliseconds node_monitor_period{5000};
   std::chrono::milliseconds node_monitor_grace_period{40000};
@@ -33,6 +35,7 @@ std::vector<ControllerDescriptor> CoreControllers(const CoreControllerOptions& o
 
 struct CoreControllerFlags {
   int max_endpoints_per_slice = 100;
+  std::string endpoint_updates_batch_period = "0s";
   std::string node_monitor_period = "5s";
   std::string node_monitor_grace_period = "40s";
   int64_t default_not_ready_toleration_seconds = 300;
