@@ -361,7 +361,9 @@ class HttpClientImpl final : public HttpClient {
   HttpClientOptions options_;
   Endpoint endpoint_;
   ssl::context ctx_;
-  static constexpr size_t kMaxIdleConnections = 32;
+  // Enough for a controller's parallel creates (64 in flight) to reuse
+  // their connections from one batch to the next instead of handshaking.
+  static constexpr size_t kMaxIdleConnections = 64;
   std::mutex mu_;
   std::vector<Connection> idle_;
 };

@@ -571,7 +571,7 @@ void Session::Enqueue(std::string data, bool last_of_response) {
 void Session::WriteNext() {
   if (writing_ || writes_.empty() || state_ == State::kClosed) return;
   writing_ = true;
-  beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(60));
+  beast::get_lowest_layer(stream_).expires_after(server_->options_.write_timeout);
   std::array<asio::const_buffer, 2> buffers = {asio::buffer(writes_.front().data),
                                                asio::buffer(writes_.front().body)};
   asio::async_write(stream_, buffers, [self = shared_from_this()](beast::error_code ec, size_t bytes) {
@@ -600,6 +600,11 @@ void Session::OnWrite(beast::error_code ec, size_t) {
 void Session::WatchForClientClose() {
   // While streaming, a one-byte read notices the client hanging up (HTTP/1.1
   // clients send nothing more on a connection with a response in flight).
+  // The read must not inherit the write timeout armed for the stream's head
+  // (a read takes the expiry set when it starts): it would cut every stream
+  // after write_timeout. Only the idle read timer is reset here; a pending
+  // write keeps its own.
+  beast::get_lowest_layer(stream_).expires_never();
   stream_.async_read_some(asio::buffer(&probe_byte_, 1),
                           [self = shared_from_this()](beast::error_code ec, size_t) {
                             if (self->state_ != State::kStreaming) return;

@@ -30,6 +30,9 @@ struct HttpServerOptions {
   size_t max_header_bytes = 64 * 1024;
   // Idle keep-alive connections are closed after this long.
   std::chrono::seconds idle_timeout{120};
+  // A response write that makes no progress for this long closes the
+  // connection. Long-lived streams (watches) are not bounded by it.
+  std::chrono::seconds write_timeout{60};
 };
 
 class HttpServer {

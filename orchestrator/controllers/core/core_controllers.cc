@@ -14,8 +14,8 @@ namespace kelpie::controllers {
 std::vector<ControllerDescriptor> CoreControllers(const CoreControllerOptions& options) {
   std::vector<ControllerDescriptor> out;
   out.push_back({"endpoint",
-                 [](ControllerContext& ctx) -> absl::StatusOr<std::unique_ptr<Controller>> {
-                   return std::make_unique<EndpointsController>(ctx);
+                 [options](ControllerContext& ctx) -> absl::StatusOr<std::unique_ptr<Controller>> {
+                   return std::make_unique<EndpointsController>(ctx, 1000, options.endpoint_updates_batch_period);
                  }});
   out.push_back({"endpointslice",
                  [options](ControllerContext& ctx) -> absl::StatusOr<std::unique_ptr<Controller>> {
@@ -53,6 +53,9 @@ void AddCoreControllerFlags(CLI::App& app, CoreControllerFlags& flags) {
                  "Most endpoints in one EndpointSlice")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
+  app.add_option("--endpoint-updates-batch-period", flags.endpoint_updates_batch_period,
+                 "How long the Endpoints controller collects pod changes before rewriting a Service's Endpoints")
+      ->capture_default_str();
   app.add_option("--node-monitor-period", flags.node_monitor_period,
                  "How often the node lifecycle controller checks node heartbeats")
       ->capture_default_str();
@@ -72,6 +75,10 @@ void AddCoreControllerFlags(CLI::App& app, CoreControllerFlags& flags) {
 
 absl::Status ApplyCoreControllerFlags(const CoreControllerFlags& flags, CoreControllerOptions* options) {
   options->max_endpoints_per_slice = flags.max_endpoints_per_slice;
+  auto batch = ParseFlagDuration("--endpoint-updates-batch-period", flags.endpoint_updates_batch_period);
+  if (!batch.ok()) return batch.status();
+  if (batch->count() < 0) return absl::InvalidArgumentError("--endpoint-updates-batch-period must not be negative");
+  options->endpoint_updates_batch_period = *batch;
   auto period = ParseFlagDuration("--node-monitor-period", flags.node_monitor_period);
   if (!period.ok()) return period.status();
   auto grace = ParseFlagDuration("--node-monitor-grace-period", flags.node_monitor_grace_period);

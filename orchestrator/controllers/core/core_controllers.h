@@ -17,6 +17,12 @@ namespace kelpie::controllers {
 
 struct CoreControllerOptions {
   int max_endpoints_per_slice = 100;
+  // Pod changes reach the Endpoints object this much later, batched.
+  // Kubernetes defaults to 0; kelpie batches by default because the
+  // Endpoints object of a large Service (up to 1,000 addresses) is rewritten
+  // whole on every pod change while nothing in kelpie reads it (service
+  // routing and DNS read EndpointSlices, which are not delayed).
+  std::chrono::milliseconds endpoint_updates_batch_period{500};
   // Node lifecycle.
   std::chrono::milliseconds node_monitor_period{5000};
   std::chrono::milliseconds node_monitor_grace_period{40000};
@@ -33,6 +39,7 @@ std::vector<ControllerDescriptor> CoreControllers(const CoreControllerOptions& o
 
 struct CoreControllerFlags {
   int max_endpoints_per_slice = 100;
+  std::string endpoint_updates_batch_period = "500ms";
   std::string node_monitor_period = "5s";
   std::string node_monitor_grace_period = "40s";
   int64_t default_not_ready_toleration_seconds = 300;

@@ -1,6 +1,7 @@
 #include "orchestrator/controllers/core/endpoint_slice_controller.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -18,6 +19,8 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr char kSliceServiceIndex[] = "endpointslice-service";
+// Slices by the pods of their endpoints: "ns/service|pod name".
+constexpr char kSlicePodIndex[] = "endpointslice-pod";
 // A tracked write the cache never shows (someone else changed the slice in
 // between) stops blocking syncs after this long.
 constexpr auto kTrackerExpiry = 5s;
@@ -78,6 +81,62 @@ std::string EndpointKey(const json& ep) {
   return addresses.empty() ? "" : addresses[0].get<std::string>();
 }
 
+std::string SliceGroup(const json& slice) {
+  return slice.value("addressType", "IPv4") + "|" + NormalizePorts(slice.value("ports", json::array())).dump();
+}
+
+std::string PodIndexValue(const std::string& service_key, const std::string& pod_name) {
+  return service_key + "|" + pod_name;
+}
+
+// The endpoint a pod contributes to a Service, and the group (address type
+// and resolved ports) whose slices hold it.
+struct DesiredEndpoint {
+  std::string group;
+  std::string address_type;
+  json ports;
+  json ep;
+};
+
+std::optional<DesiredEndpoint> EndpointFor(const json& svc, const api::LabelSelector& selector, const json& pod) {
+  const json meta = pod.value("metadata", json::object());
+  if (!selector.Matches(meta.value("labels", json::object()))) return std::nullopt;
+  if (!PodIsEndpoint(pod, /*include_terminating=*/true)) return std::nullopt;
+  const json svc_meta = svc.value("metadata", json::object());
+  const std::string ns = svc_meta.value("namespace", "");
+  const std::string name = svc_meta.value("name", "");
+  const json spec = svc.value("spec", json::object());
+  const bool publish_not_ready = spec.value("publishNotReadyAddresses", false);
+  json ports = json::array();
+  for (const auto& sp : spec.value("ports", json::array())) {
+    auto port = ResolveTargetPort(sp, pod);
+    if (!port) continue;
+    json p = {{"name", sp.value("name", "")}, {"port", *port}, {"protocol", sp.value("protocol", "TCP")}};
+    if (sp.contains("appProtocol") && sp["appProtocol"].is_string()) p["appProtocol"] = sp["appProtocol"];
+    ports.push_back(std::move(p));
+  }
+  DesiredEndpoint d;
+  d.ports = NormalizePorts(ports);
+  const json pod_spec = pod.value("spec", json::object());
+  const std::string ip = pod["status"].value("podIP", "");
+  d.address_type = ip.find(':') != std::string::npos ? "IPv6" : "IPv4";
+  const bool ready = PodIsReady(pod);
+  const bool terminating = PodIsTerminating(pod);
+  d.ep = {{"addresses", json::array({ip})},
+          {"conditions",
+           {{"ready", publish_not_ready || (ready && !terminating)},
+            {"serving", publish_not_ready || ready},
+            {"terminating", terminating}}},
+          {"targetRef",
+           {{"kind", "Pod"}, {"namespace", ns}, {"name", meta.value("name", "")}, {"uid", meta.value("uid", "")}}}};
+  if (!pod_spec.value("nodeName", "").empty()) d.ep["nodeName"] = pod_spec["nodeName"];
+  if (!pod_spec.value("hostname", "").empty() && pod_spec.value("subdomain", "") == name) {
+    d.ep["hostname"] = pod_spec["hostname"];
+  }
+  d.group = d.address_type + "|" + d.ports.dump();
+  return d;
+}
+
 struct Group {
   std::string address_type;
   json ports;
@@ -106,7 +165,25 @@ EndpointSliceController::EndpointSliceController(ControllerContext& ctx, int max
     const json meta = slice.value("metadata", json::object());
     return {ObjectKey(meta.value("namespace", ""), meta["labels"].value(kServiceNameLabel, ""))};
   });
-  EnqueueServicesOnChange(services_, pods_, queue());
+  slices_.AddIndexer(kSlicePodIndex, [](const json& slice) -> std::vector<std::string> {
+    if (!ManagedByUs(slice)) return {};
+    const json& meta = slice["metadata"];
+    const std::string service_key = ObjectKey(meta.value("namespace", ""), meta["labels"].value(kServiceNameLabel, ""));
+    std::vector<std::string> out;
+    auto endpoints = slice.find("endpoints");
+    if (endpoints == slice.end() || !endpoints->is_array()) return out;
+    for (const auto& ep : *endpoints) {
+      auto ref = ep.find("targetRef");
+      if (ref == ep.end() || !ref->is_object() || ref->value("kind", "") != "Pod") continue;
+      out.push_back(PodIndexValue(service_key, ref->value("name", "")));
+    }
+    return out;
+  });
+  ServiceChangeOptions change;
+  change.on_change = [this](const std::string& service_key, const std::string* pod_key) {
+    NoteChange(service_key, pod_key);
+  };
+  EnqueueServicesOnChange(services_, pods_, queue(), std::move(change));
   EventHandlers slice;
   slice.on_add = [this](const json& s) { OnSlice(s, false); };
   slice.on_update = [this](const json&, const json& s) { OnSlice(s, false); };
@@ -167,57 +244,139 @@ absl::Status EndpointSliceController::DeleteSlicesOf(const std::string& ns, cons
   return absl::OkStatus();
 }
 
+void EndpointSliceController::NoteChange(const std::string& service_key, const std::string* pod_key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Pending& p = pending_[service_key];
+  if (pod_key == nullptr) {
+    p.full = true;
+    p.pods.clear();
+  } else if (!p.full) {
+    p.pods.insert(*pod_key);
+  }
+}
+
 absl::Status EndpointSliceController::Sync(const std::string& key) {
   if (!CacheCaughtUp(key)) {
     queue().AddAfter(key, std::chrono::milliseconds(5));
     return absl::OkStatus();
   }
+  // What changed since the last sync; a sync nothing was noted for (a slice
+  // changed by someone else, a retry) recomputes everything.
+  Pending changes{.full = true, .pods = {}};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = pending_.find(key);
+    if (it != pending_.end()) {
+      changes = std::move(it->second);
+      pending_.erase(it);
+    }
+    if (!synced_.count(key)) changes.full = true;
+  }
+  absl::Status status = [&]() -> absl::Status {
+    const auto [ns, name] = SplitKey(key);
+    auto service = services_.store().Get(key);
+    if (!service) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        synced_.erase(key);
+      }
+      return DeleteSlicesOf(ns, key);
+    }
+    auto selector = ServicePodSelector(*service);
+    if (!selector) return absl::OkStatus();
+    if (!changes.full) {
+      if (auto done = IncrementalSync(key, *service, *selector, changes.pods)) return *done;
+    }
+    absl::Status full = FullSync(key, *service, *selector);
+    if (full.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      synced_.insert(key);
+    }
+    return full;
+  }();
+  if (!status.ok()) {
+    // The retry cannot know which changes this sync failed to write.
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_[key].full = true;
+  }
+  return status;
+}
+
+std::optional<absl::Status> EndpointSliceController::IncrementalSync(const std::string& key, const json& svc,
+                                                                     const api::LabelSelector& selector,
+                                                                     const std::set<std::string>& pod_keys) {
+  const std::string ns = SplitKey(key).first;
+  std::map<std::string, json> slices;  // slice name -> new content
+  std::set<std::string> changed;
+  for (const auto& pod_key : pod_keys) {
+    const std::string pod_name = SplitKey(pod_key).second;
+    std::optional<DesiredEndpoint> want;
+    if (auto pod = pods_.store().Get(pod_key)) want = EndpointFor(svc, selector, *pod);
+    auto holding = slices_.store().ByIndex(kSlicePodIndex, PodIndexValue(key, pod_name));
+    if (holding.size() > 1) return std::nullopt;  // a duplicate to clean up
+    if (holding.empty()) {
+      if (!want) continue;      // was not an endpoint and is not one
+      return std::nullopt;      // a new endpoint: placing it is the full sync's job
+    }
+    const std::string slice_name = holding[0]["metadata"].value("name", "");
+    auto it = slices.find(slice_name);
+    if (it == slices.end()) it = slices.emplace(slice_name, std::move(holding[0])).first;
+    json& slice = it->second;
+    json& endpoints = slice["endpoints"];
+    int index = -1;
+    for (size_t i = 0; i < endpoints.size(); ++i) {
+      const json& ref = endpoints[i].value("targetRef", json::object());
+      if (ref.value("kind", "") == "Pod" && ref.value("name", "") == pod_name) {
+        if (index >= 0) return std::nullopt;
+        index = static_cast<int>(i);
+      }
+    }
+    if (index < 0) return std::nullopt;
+    if (!want) {
+      endpoints.erase(endpoints.begin() + index);
+      if (endpoints.empty()) return std::nullopt;  // emptied slices are the full sync's job
+      changed.insert(slice_name);
+      continue;
+    }
+    if (want->group != SliceGroup(slice) || EndpointKey(endpoints[index]) != EndpointKey(want->ep)) {
+      return std::nullopt;  // moves to another slice, or changes address
+    }
+    if (NormalizeEndpoint(endpoints[index]) == want->ep) continue;
+    endpoints[index] = std::move(want->ep);
+    changed.insert(slice_name);
+  }
+  absl::Status first_error;
+  for (const auto& slice_name : changed) {
+    auto written = ctx_.client.Update(client::resources::kEndpointSlices, ns, slices[slice_name]);
+    if (!written.ok()) {
+      if (first_error.ok()) first_error = written.status();
+      continue;
+    }
+    Track(key, slice_name, ResourceVersionOf(*written));
+  }
+  if (!first_error.ok() && !client::IsConflict(first_error)) {
+    ctx_.recorder.Event(svc, EventType::kWarning, "FailedToUpdateEndpointSlices",
+                        absl::StrCat("Error updating Endpoint Slices for Service ", key, ": ",
+                                     std::string(first_error.message())));
+  }
+  return first_error;
+}
+
+absl::Status EndpointSliceController::FullSync(const std::string& key, const json& svc,
+                                               const api::LabelSelector& selector) {
   const auto [ns, name] = SplitKey(key);
-  auto service = services_.store().Get(key);
-  if (!service) return DeleteSlicesOf(ns, key);
-  auto selector = ServicePodSelector(*service);
-  if (!selector) return absl::OkStatus();
-  const json& svc = *service;
   const json spec = svc.value("spec", json::object());
-  const bool publish_not_ready = spec.value("publishNotReadyAddresses", false);
-  const json service_ports = spec.value("ports", json::array());
 
   // What the slices should hold, grouped by address type and ports.
   std::map<std::string, Group> desired;
   for (const auto& pod : pods_.store().ByIndex(kNamespaceIndex, ns)) {
-    const json meta = pod.value("metadata", json::object());
-    if (!selector->Matches(meta.value("labels", json::object()))) continue;
-    if (!PodIsEndpoint(pod, /*include_terminating=*/true)) continue;
-    json ports = json::array();
-    for (const auto& sp : service_ports) {
-      auto port = ResolveTargetPort(sp, pod);
-      if (!port) continue;
-      json p = {{"name", sp.value("name", "")}, {"port", *port}, {"protocol", sp.value("protocol", "TCP")}};
-      if (sp.contains("appProtocol") && sp["appProtocol"].is_string()) p["appProtocol"] = sp["appProtocol"];
-      ports.push_back(std::move(p));
-    }
-    ports = NormalizePorts(ports);
-    const json pod_spec = pod.value("spec", json::object());
-    const std::string ip = pod["status"].value("podIP", "");
-    const std::string type = ip.find(':') != std::string::npos ? "IPv6" : "IPv4";
-    const bool ready = PodIsReady(pod);
-    const bool terminating = PodIsTerminating(pod);
-    json ep = {{"addresses", json::array({ip})},
-               {"conditions",
-                {{"ready", publish_not_ready || (ready && !terminating)},
-                 {"serving", publish_not_ready || ready},
-                 {"terminating", terminating}}},
-               {"targetRef",
-                {{"kind", "Pod"}, {"namespace", ns}, {"name", meta.value("name", "")}, {"uid", meta.value("uid", "")}}}};
-    if (!pod_spec.value("nodeName", "").empty()) ep["nodeName"] = pod_spec["nodeName"];
-    if (!pod_spec.value("hostname", "").empty() && pod_spec.value("subdomain", "") == name) {
-      ep["hostname"] = pod_spec["hostname"];
-    }
-    std::string group_key = type + "|" + ports.dump();
-    Group& g = desired[group_key];
-    g.address_type = type;
-    g.ports = ports;
-    g.endpoints[ip] = std::move(ep);
+    auto d = EndpointFor(svc, selector, pod);
+    if (!d) continue;
+    Group& g = desired[d->group];
+    g.address_type = d->address_type;
+    g.ports = std::move(d->ports);
+    const std::string ip = EndpointKey(d->ep);
+    g.endpoints[ip] = std::move(d->ep);
   }
   // A Service without endpoints keeps one empty placeholder slice.
   bool placeholder = desired.empty();
@@ -238,7 +397,7 @@ absl::Status EndpointSliceController::Sync(const std::string& key) {
   std::vector<SliceState> states;
   for (auto& slice : slices_.store().ByIndex(kSliceServiceIndex, key)) {
     SliceState s;
-    s.group = slice.value("addressType", "IPv4") + "|" + NormalizePorts(slice.value("ports", json::array())).dump();
+    s.group = SliceGroup(slice);
     s.obj = std::move(slice);
     states.push_back(std::move(s));
   }

@@ -13,6 +13,15 @@
 // Services without a selector are left alone (their slices are someone
 // else's, such as the API server's for `kubernetes`).
 //
+// Incremental: a sync caused only by pod changes (the common case: a pod
+// turning ready or not ready) looks up the one slice holding each changed
+// pod's endpoint (an index of slices by pod) and rewrites that endpoint in
+// place, without recomputing the Service's other endpoints or touching its
+// other slices. Anything that cannot be settled in place (a new endpoint, an
+// emptied slice, an endpoint changing address or port group, a Service
+// change, slices changed by someone else, a failed write) falls back to the
+// full computation below, which gives the same result.
+//
 // The informer cache may lag behind this controller's own writes; a tracker
 // of the versions it wrote makes a sync wait (briefly requeue) until the
 // cache has caught up, so slices are never created twice.
@@ -22,10 +31,13 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "orchestrator/api/selector.h"
 #include "orchestrator/controllers/core/queue_controller.h"
 
 namespace kelpie::controllers {
@@ -47,6 +59,12 @@ class EndpointSliceController : public QueueController {
   bool CacheCaughtUp(const std::string& service_key);
   void Track(const std::string& service_key, const std::string& slice_name, int64_t rv);
   absl::Status DeleteSlicesOf(const std::string& ns, const std::string& service_key);
+  void NoteChange(const std::string& service_key, const std::string* pod_key);
+  absl::Status FullSync(const std::string& key, const nlohmann::json& svc, const api::LabelSelector& selector);
+  // nullopt: the changes need a full sync.
+  std::optional<absl::Status> IncrementalSync(const std::string& key, const nlohmann::json& svc,
+                                              const api::LabelSelector& selector,
+                                              const std::set<std::string>& pod_keys);
 
   const int max_per_slice_;
   SharedInformer& services_;
@@ -60,6 +78,14 @@ class EndpointSliceController : public QueueController {
   };
   // service key -> slice name -> last write
   std::map<std::string, std::map<std::string, Written>> written_;
+  // What changed since a Service's last sync: the pods, or everything.
+  struct Pending {
+    bool full = false;
+    std::set<std::string> pods;
+  };
+  std::map<std::string, Pending> pending_;
+  // Services fully synced since start: only these may sync incrementally.
+  std::set<std::string> synced_;
 };
 
 }  // namespace kelpie::controllers

@@ -23,13 +23,14 @@ struct Subset {
 bool ByIp(const json& a, const json& b) { return a.value("ip", "") < b.value("ip", ""); }
 }  // namespace
 
-EndpointsController::EndpointsController(ControllerContext& ctx, int max_addresses)
+EndpointsController::EndpointsController(ControllerContext& ctx, int max_addresses,
+                                         std::chrono::milliseconds pod_batch_period)
     : QueueController("endpoint", ctx),
       max_addresses_(max_addresses),
       services_(ctx.informers.For(client::resources::kServices)),
       pods_(ctx.informers.For(client::resources::kPods)),
       endpoints_(ctx.informers.For(client::resources::kEndpoints)) {
-  EnqueueServicesOnChange(services_, pods_, queue());
+  EnqueueServicesOnChange(services_, pods_, queue(), {.pod_batch_period = pod_batch_period, .on_change = nullptr});
   // Someone deleting or changing the object: put it back.
   EventHandlers ep;
   ep.on_update = [this](const json& o, const json& n) {

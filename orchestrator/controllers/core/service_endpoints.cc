@@ -96,16 +96,31 @@ std::vector<std::string> ServicesSelectingPod(const ObjectStore& services, const
   return keys;
 }
 
-void EnqueueServicesOnChange(SharedInformer& services, SharedInformer& pods, WorkQueue& queue) {
+void EnqueueServicesOnChange(SharedInformer& services, SharedInformer& pods, WorkQueue& queue,
+                             ServiceChangeOptions options) {
   services.AddIndexer(kNamespaceIndex, NamespaceIndex);
   pods.AddIndexer(kNamespaceIndex, NamespaceIndex);
+  auto on_change = std::make_shared<ServiceChangeOptions>(std::move(options));
+  auto service_changed = [&queue, on_change](const nlohmann::json& s) {
+    const std::string key = ObjectKey(s);
+    if (on_change->on_change) on_change->on_change(key, nullptr);
+    queue.Add(key);
+  };
   EventHandlers svc;
-  svc.on_add = [&queue](const nlohmann::json& s) { queue.Add(ObjectKey(s)); };
-  svc.on_update = [&queue](const nlohmann::json&, const nlohmann::json& s) { queue.Add(ObjectKey(s)); };
-  svc.on_delete = [&queue](const nlohmann::json& s, bool) { queue.Add(ObjectKey(s)); };
+  svc.on_add = service_changed;
+  svc.on_update = [service_changed](const nlohmann::json&, const nlohmann::json& s) { service_changed(s); };
+  svc.on_delete = [service_changed](const nlohmann::json& s, bool) { service_changed(s); };
   services.AddEventHandler(std::move(svc));
-  auto enqueue_services_of = [&services, &queue](const nlohmann::json& pod) {
-    for (const auto& key : ServicesSelectingPod(services.store(), pod)) queue.Add(key);
+  auto enqueue_services_of = [&services, &queue, on_change](const nlohmann::json& pod) {
+    const std::string pod_key = ObjectKey(pod);
+    for (const auto& key : ServicesSelectingPod(services.store(), pod)) {
+      if (on_change->on_change) on_change->on_change(key, &pod_key);
+      if (on_change->pod_batch_period.count() > 0) {
+        queue.AddAfter(key, on_change->pod_batch_period);
+      } else {
+        queue.Add(key);
+      }
+    }
   };
   EventHandlers pod;
   pod.on_add = enqueue_services_of;

@@ -3,6 +3,8 @@
 // service port reaches on a given pod (named target ports resolve per pod).
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,10 +45,23 @@ std::vector<std::string> ServicesSelectingPod(const ObjectStore& services, const
 // The index of an informer's store by namespace (NamespaceIndex).
 inline constexpr char kNamespaceIndex[] = "namespace";
 
+// How EnqueueServicesOnChange queues work.
+struct ServiceChangeOptions {
+  // Pod-triggered syncs wait this long, so a burst of pod changes is written
+  // once (kube-controller-manager's --endpoint-updates-batch-period); 0:
+  // at once. Service changes are never delayed.
+  std::chrono::milliseconds pod_batch_period{0};
+  // Called (on the informer thread, before the key is queued) with the
+  // Service key and the changed pod's key, or with nullptr when the Service
+  // itself changed: lets a controller keep incremental state.
+  std::function<void(const std::string& service_key, const std::string* pod_key)> on_change;
+};
+
 // Queues a Service's key on every change to it, and the keys of the
 // Services selecting a pod whenever the pod's endpoint-relevant fields
 // change (both its old and new Services when its labels change). Indexes
 // both stores by namespace. Before the informers start.
-void EnqueueServicesOnChange(SharedInformer& services, SharedInformer& pods, WorkQueue& queue);
+void EnqueueServicesOnChange(SharedInformer& services, SharedInformer& pods, WorkQueue& queue,
+                             ServiceChangeOptions options = {});
 
 }  // namespace kelpie::controllers

@@ -97,9 +97,12 @@ TEST_F(ControllersTest, EndpointSlicesAndEndpointsFollowPods) {
   EXPECT_EQ(one[0]["metadata"]["ownerReferences"][0]["kind"], "Service");
 
   // Readiness flips: ready and serving follow, the endpoint stays where it is.
+  // Only the slice holding the flipped endpoint is rewritten.
   std::map<std::string, std::string> slice_of;
+  std::map<std::string, std::string> version_of;  // slice name -> resourceVersion
   for (const auto& s : ListItems(*client_, res::kEndpointSlices, "default", "kubernetes.io/service-name=web")) {
     for (const auto& ep : s["endpoints"]) slice_of[ep["addresses"][0]] = s["metadata"]["name"];
+    version_of[s["metadata"]["name"]] = s["metadata"]["resourceVersion"];
   }
   ASSERT_TRUE(testing::MarkPodRunning(*client_, "default", "web-1", "10.42.0.11", false).ok());
   ASSERT_TRUE(Eventually([&] {
@@ -110,6 +113,12 @@ TEST_F(ControllersTest, EndpointSlicesAndEndpointsFollowPods) {
   for (const auto& s : ListItems(*client_, res::kEndpointSlices, "default", "kubernetes.io/service-name=web")) {
     for (const auto& ep : s["endpoints"]) {
       EXPECT_EQ(slice_of[ep["addresses"][0]], s["metadata"]["name"]) << "endpoint moved between slices";
+    }
+    const std::string slice_name = s["metadata"]["name"];
+    if (slice_name == slice_of["10.42.0.11"]) {
+      EXPECT_NE(version_of[slice_name], s["metadata"]["resourceVersion"]);
+    } else {
+      EXPECT_EQ(version_of[slice_name], s["metadata"]["resourceVersion"]) << slice_name << " rewritten needlessly";
     }
   }
   ASSERT_TRUE(testing::MarkPodRunning(*client_, "default", "web-1", "10.42.0.11", true).ok());
@@ -175,6 +184,39 @@ TEST_F(ControllersTest, ServiceWithoutPodsGetsOnePlaceholderSlice) {
   auto slices = ListItems(*client_, res::kEndpointSlices, "default", "kubernetes.io/service-name=empty");
   ASSERT_EQ(slices.size(), 1u);
   EXPECT_TRUE(slices[0].value("endpoints", json::array()).empty());
+}
+
+// With a batch period the Endpoints object still follows pod changes, a
+// burst of them written together; the slices are not delayed.
+TEST_F(ControllersTest, EndpointsBatchPodChangesWithBatchPeriod) {
+  StartServer({"--endpoint-updates-batch-period=300ms"});
+  json svc = {{"apiVersion", "v1"},
+              {"kind", "Service"},
+              {"metadata", {{"name", "batch"}}},
+              {"spec", {{"selector", {{"app", "batch"}}}, {"ports", json::array({{{"port", 80}}})}}}};
+  ASSERT_TRUE(client_->Create(res::kServices, "default", svc).ok());
+  for (int i = 1; i <= 3; ++i) {
+    std::string name = "batch-" + std::to_string(i);
+    ASSERT_TRUE(client_->Create(res::kPods, "default", testing::TestPod(name, {{"app", "batch"}}, {})).ok());
+    ASSERT_TRUE(testing::MarkPodRunning(*client_, "default", name, "10.42.1." + std::to_string(i), i != 2).ok());
+  }
+  ASSERT_TRUE(Eventually([&] { return SliceEndpoints(*client_, "batch", 100).size() == 3; }));
+  auto endpoints_are = [&](std::set<std::string> want_ready, std::set<std::string> want_not_ready) {
+    return Eventually([&] {
+      auto e = client_->Get(res::kEndpoints, "default", "batch");
+      if (!e.ok()) return false;
+      std::set<std::string> ready, not_ready;
+      for (const auto& s : e->value("subsets", json::array())) {
+        for (const auto& a : s.value("addresses", json::array())) ready.insert(a["ip"]);
+        for (const auto& a : s.value("notReadyAddresses", json::array())) not_ready.insert(a["ip"]);
+      }
+      return ready == want_ready && not_ready == want_not_ready;
+    });
+  };
+  EXPECT_TRUE(endpoints_are({"10.42.1.1", "10.42.1.3"}, {"10.42.1.2"}));
+  ASSERT_TRUE(testing::MarkPodRunning(*client_, "default", "batch-2", "10.42.1.2", true).ok());
+  ASSERT_TRUE(testing::MarkPodRunning(*client_, "default", "batch-3", "10.42.1.3", false).ok());
+  EXPECT_TRUE(endpoints_are({"10.42.1.1", "10.42.1.2"}, {"10.42.1.3"}));
 }
 
 TEST_F(ControllersTest, EventRecorderCreatesAndAggregatesEvents) {

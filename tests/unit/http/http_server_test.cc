@@ -42,7 +42,8 @@ Pki MakePki(const std::string& client_cn, std::vector<std::string> groups) {
 
 class HttpServerTest : public ::testing::Test {
  protected:
-  void StartServer(HttpHandler handler, size_t max_body = 1024 * 1024) {
+  void StartServer(HttpHandler handler, size_t max_body = 1024 * 1024,
+                   std::chrono::seconds write_timeout = std::chrono::seconds(60)) {
     pki_ = MakePki("alice", {"devs", "ops"});
     ASSERT_TRUE(WriteFileAtomically(dir_.File("s.crt"), pki_.serving.certificate_pem, 0600).ok());
     ASSERT_TRUE(WriteFileAtomically(dir_.File("s.key"), pki_.serving.private_key_pem, 0600).ok());
@@ -52,6 +53,7 @@ class HttpServerTest : public ::testing::Test {
     o.port = 0;
     o.tls = {dir_.File("s.crt"), dir_.File("s.key"), dir_.File("ca.crt")};
     o.max_body_bytes = max_body;
+    o.write_timeout = write_timeout;
     auto server = HttpServer::Start(o, std::move(handler));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -170,6 +172,28 @@ TEST_F(HttpServerTest, ChunkedStreamDeliversChunksInOrder) {
   std::string expected;
   for (int i = 0; i < 50; ++i) expected += "{\"n\":" + std::to_string(i) + "}\n";
   EXPECT_EQ(all, expected);
+}
+
+// A quiet stream (a watch with no events) outlives the write timeout: only
+// a write that stalls is cut, not the wait between chunks.
+TEST_F(HttpServerTest, QuietStreamOutlivesWriteTimeout) {
+  StartServer(
+      [](HttpRequest&&, std::shared_ptr<HttpResponder> resp) {
+        resp->StartStream(200, {});
+        std::thread([resp] {
+          std::this_thread::sleep_for(2500ms);
+          resp->WriteChunk("late\n");
+          resp->EndStream();
+        }).detach();
+      },
+      1024 * 1024, /*write_timeout=*/1s);
+  std::string all;
+  auto r = Client()->Stream({}, [&](std::string_view d) {
+    all.append(d);
+    return true;
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(all, "late\n");
 }
 
 TEST_F(HttpServerTest, ClientGoingAwayAbortsStream) {
