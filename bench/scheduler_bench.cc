@@ -16,17 +16,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <iostream>
 #include <map>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -56,27 +51,7 @@ struct Result {
   double anchor = 0;  // kube-scheduler's threshold
   double goal = 0;
   std::string verdict;  // verification outcome
-  // CPU time per bound pod while scheduling, in microseconds: this process
-  // (scheduler, informers) and the API server process (API, store,
-  // controllers). Unlike pods/s, it barely depends on what else the machine runs.
-  double scheduler_cpu_us = 0;
-  double server_cpu_us = 0;
 };
-
-// utime + stime of a process, in seconds (/proc/PID/stat fields 14 and 15).
-double ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t close = stat.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(close + 2));
-  std::string field;
-  double ticks = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i >= 14) ticks += std::strtod(field.c_str(), nullptr);
-  }
-  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
 
 json NodeObject(int i) {
   std::string name = absl::StrCat("node-", i);
@@ -212,9 +187,6 @@ absl::StatusOr<Result> Run(Workload w, int nodes, int pods, const std::string& w
   if (!service.ok()) return service.status();
   // Run() happened right after the informers synced: measure from here.
   auto start = Clock::now();
-  const pid_t server_pid = (*server)->process().pid();
-  const double self_cpu_start = ProcessCpuSeconds(getpid());
-  const double server_cpu_start = ProcessCpuSeconds(server_pid);
   auto deadline = start + std::chrono::minutes(10);
   scheduler::Scheduler& s = (*service)->scheduler();
   while (s.bound_count() < static_cast<uint64_t>(pods) && Clock::now() < deadline) {
@@ -222,10 +194,6 @@ absl::StatusOr<Result> Run(Workload w, int nodes, int pods, const std::string& w
   }
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   uint64_t bound = s.bound_count();
-  if (bound > 0) {
-    r.scheduler_cpu_us = (ProcessCpuSeconds(getpid()) - self_cpu_start) * 1e6 / static_cast<double>(bound);
-    r.server_cpu_us = (ProcessCpuSeconds(server_pid) - server_cpu_start) * 1e6 / static_cast<double>(bound);
-  }
   (*service)->Stop();
   r.pods_per_second = static_cast<double>(bound) / seconds;
   auto c = client::RestClient::FromKubeconfig(kc);
@@ -296,11 +264,6 @@ int main(int argc, char** argv) {
     std::printf("| %s | %d | %d | %.0f | %.0f | %.1fx | %.0f | %s |\n", r.name.c_str(), r.nodes, r.pods,
                 r.pods_per_second, r.anchor, r.pods_per_second / r.anchor, r.goal, r.verdict.c_str());
     if (r.verdict != "verified") all_ok = false;
-  }
-  std::printf("\nCPU time per bound pod while scheduling (both cores count; load-independent)\n\n");
-  std::printf("| workload | scheduler process us/pod | API server process us/pod |\n|---|---|---|\n");
-  for (const auto& r : results) {
-    std::printf("| %s | %.0f | %.0f |\n", r.name.c_str(), r.scheduler_cpu_us, r.server_cpu_us);
   }
   if (smoke) std::printf("\n(smoke sizes: figures not comparable to the anchors)\n");
   return all_ok ? 0 : 1;

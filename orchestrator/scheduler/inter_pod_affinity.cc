@@ -4,8 +4,6 @@
 // that match the incoming pod) score the node's domains.
 #include <limits>
 #include <map>
-#include <memory>
-#include <unordered_map>
 #include <utility>
 
 #include "orchestrator/scheduler/plugins.h"
@@ -13,36 +11,16 @@
 namespace kelpie::scheduler {
 namespace {
 
-// Domains (values of one topology key) holding pods that match a term:
-// from the cache's incremental index when the term selects pods of the
-// incoming pod's own namespace, otherwise counted by scanning.
-struct TermDomains {
-  std::shared_ptr<const DomainCountIndex> index;
-  std::unordered_map<std::string, int64_t> owned;
-
-  const std::unordered_map<std::string, int64_t>& map() const { return index ? index->by_domain : owned; }
-  bool Has(const std::string& value) const {
-    const auto& m = map();
-    auto it = m.find(value);
-    return it != m.end() && it->second > 0;
-  }
-  bool Empty() const { return map().empty(); }
-};
+using TopologyPair = std::pair<std::string, std::string>;
+using PairCounts = std::map<TopologyPair, int64_t>;
 
 struct FilterState : PluginState {
   // topologyKey -> values where existing pods' anti-affinity rejects the pod
-  std::unordered_map<std::string, std::unordered_map<std::string, int64_t>> existing_anti_affinity;
-  std::vector<TermDomains> affinity;       // per required affinity term: domains holding pods matching all terms
-  std::vector<TermDomains> anti_affinity;  // per required anti-affinity term
+  std::map<std::string, std::map<std::string, int64_t>> existing_anti_affinity;
+  PairCounts affinity;                // domains holding pods that match all required affinity terms
+  PairCounts anti_affinity;           // domains holding pods the incoming anti-affinity rejects
   bool self_matches_affinity = false;
 };
-
-// Whether a term selects pods of `ns` only (no namespaceSelector): then the
-// cache's per-namespace count index answers it.
-bool OwnNamespaceOnly(const PodAffinityTerm& term, const std::string& ns) {
-  if (term.namespace_selector) return false;
-  return term.namespaces.empty() || (term.namespaces.size() == 1 && term.namespaces.front() == ns);
-}
 
 struct ScoreState : PluginState {
   std::map<std::string, std::map<std::string, int64_t>> by_key;  // topologyKey -> value -> score
@@ -55,66 +33,40 @@ class InterPodAffinity final : public Plugin {
 
   PluginStatus PreFilter(CycleState& cycle, const PodInfo& pod, const ClusterView& view) const override {
     auto state = std::make_unique<FilterState>();
-    // Existing pods' required anti-affinity against the incoming pod: each
-    // distinct term once, then the domains of the nodes holding its pods.
-    for (const auto& [sig, group] : view.cache.RequiredAntiAffinityGroups()) {
-      if (!AffinityTermMatches(group.term, group.owner_namespace, pod, view.cache)) continue;
-      auto& values = state->existing_anti_affinity[group.term.topology_key];
-      for (const auto& [node, count] : group.by_node) {
-        if (!node->node) continue;
-        auto label = node->node->labels.find(group.term.topology_key);
-        if (label != node->node->labels.end()) values[label->second] += count;
-      }
-    }
-    // The incoming pod's required terms.
-    const size_t num_affinity = pod.required_affinity.size();
-    const size_t num_anti = pod.required_anti_affinity.size();
-    state->affinity.resize(num_affinity);
-    state->anti_affinity.resize(num_anti);
-    // Affinity needs one pod matching every term: indexes serve a single term.
-    bool scan_affinity = num_affinity > 1 ||
-                         (num_affinity == 1 && !OwnNamespaceOnly(pod.required_affinity.front(), pod.namespace_name));
-    if (num_affinity == 1 && !scan_affinity) {
-      const auto& term = pod.required_affinity.front();
-      state->affinity[0].index =
-          view.cache.MatchingPodsByDomain(pod.namespace_name, term.selector, term.topology_key, /*skip_terminating=*/false);
-    }
-    std::vector<size_t> scan_anti;
-    for (size_t t = 0; t < num_anti; ++t) {
-      const auto& term = pod.required_anti_affinity[t];
-      if (OwnNamespaceOnly(term, pod.namespace_name)) {
-        state->anti_affinity[t].index =
-            view.cache.MatchingPodsByDomain(pod.namespace_name, term.selector, term.topology_key, /*skip_terminating=*/false);
-      } else {
-        scan_anti.push_back(t);
-      }
-    }
-    if (scan_affinity || !scan_anti.empty()) {
-      for (const NodeState* node : view.nodes) {
-        const Labels& labels = node->node->labels;
-        for (const auto& existing : node->pods) {
-          if (scan_affinity) {
-            bool all = true;
-            for (const auto& term : pod.required_affinity) {
-              if (!AffinityTermMatches(term, pod.namespace_name, *existing, view.cache)) {
-                all = false;
-                break;
-              }
-            }
-            if (all) {
-              for (size_t t = 0; t < num_affinity; ++t) {
-                auto label = labels.find(pod.required_affinity[t].topology_key);
-                if (label != labels.end()) ++state->affinity[t].owned[label->second];
-              }
+    bool incoming = !pod.required_affinity.empty() || !pod.required_anti_affinity.empty();
+    for (const NodeState* node : view.nodes) {
+      if (!incoming && node->pods_with_required_anti_affinity == 0) continue;
+      const Labels& labels = node->node->labels;
+      for (const auto& existing : node->pods) {
+        // Existing pods' required anti-affinity against the incoming pod.
+        for (const auto& term : existing->required_anti_affinity) {
+          auto label = labels.find(term.topology_key);
+          if (label == labels.end()) continue;
+          if (AffinityTermMatches(term, existing->namespace_name, pod, view.cache)) {
+            ++state->existing_anti_affinity[term.topology_key][label->second];
+          }
+        }
+        if (!incoming) continue;
+        if (!pod.required_affinity.empty()) {
+          bool all = true;
+          for (const auto& term : pod.required_affinity) {
+            if (!AffinityTermMatches(term, pod.namespace_name, *existing, view.cache)) {
+              all = false;
+              break;
             }
           }
-          for (size_t t : scan_anti) {
-            const auto& term = pod.required_anti_affinity[t];
-            auto label = labels.find(term.topology_key);
-            if (label == labels.end()) continue;
-            if (AffinityTermMatches(term, pod.namespace_name, *existing, view.cache)) {
-              ++state->anti_affinity[t].owned[label->second];
+          if (all) {
+            for (const auto& term : pod.required_affinity) {
+              auto label = labels.find(term.topology_key);
+              if (label != labels.end()) ++state->affinity[{term.topology_key, label->second}];
             }
+          }
+        }
+        for (const auto& term : pod.required_anti_affinity) {
+          auto label = labels.find(term.topology_key);
+          if (label == labels.end()) continue;
+          if (AffinityTermMatches(term, pod.namespace_name, *existing, view.cache)) {
+            ++state->anti_affinity[{term.topology_key, label->second}];
           }
         }
       }
@@ -133,15 +85,16 @@ class InterPodAffinity final : public Plugin {
     const Labels& labels = node.node->labels;
     if (!pod.required_affinity.empty()) {
       bool satisfied = true;
-      bool none_anywhere = true;
-      for (size_t t = 0; t < pod.required_affinity.size(); ++t) {
-        if (!state->affinity[t].Empty()) none_anywhere = false;
-        auto label = labels.find(pod.required_affinity[t].topology_key);
-        if (label == labels.end() || !state->affinity[t].Has(label->second)) satisfied = false;
+      for (const auto& term : pod.required_affinity) {
+        auto label = labels.find(term.topology_key);
+        if (label == labels.end() || !state->affinity.count({term.topology_key, label->second})) {
+          satisfied = false;
+          break;
+        }
       }
       // The first pod of a group that selects itself may go anywhere its
       // topology keys exist.
-      if (!satisfied && none_anywhere && state->self_matches_affinity) {
+      if (!satisfied && state->affinity.empty() && state->self_matches_affinity) {
         satisfied = true;
         for (const auto& term : pod.required_affinity) {
           if (!labels.count(term.topology_key)) satisfied = false;
@@ -149,9 +102,9 @@ class InterPodAffinity final : public Plugin {
       }
       if (!satisfied) return PluginStatus::Unresolvable("node(s) didn't match pod affinity rules");
     }
-    for (size_t t = 0; t < pod.required_anti_affinity.size(); ++t) {
-      auto label = labels.find(pod.required_anti_affinity[t].topology_key);
-      if (label != labels.end() && state->anti_affinity[t].Has(label->second)) {
+    for (const auto& term : pod.required_anti_affinity) {
+      auto label = labels.find(term.topology_key);
+      if (label != labels.end() && state->anti_affinity.count({term.topology_key, label->second})) {
         return PluginStatus::Unschedulable("node(s) didn't match pod anti-affinity rules");
       }
     }

@@ -51,13 +51,8 @@ int64_t CountMatching(const NodeState& node, const LabelSelector& selector, cons
 
 struct FilterState : PluginState {
   std::vector<TopologySpreadConstraint> constraints;
-  // Per constraint: domain -> matching pods, either from the cache's
-  // incremental index or counted here (`owned`); a missing domain counts 0.
-  std::vector<std::shared_ptr<const DomainCountIndex>> indexes;
-  std::vector<std::unordered_map<std::string, int64_t>> owned;
-  std::vector<const std::unordered_map<std::string, int64_t>*> counts;
+  std::vector<std::unordered_map<std::string, int64_t>> counts;  // per constraint: domain -> matching pods
   std::vector<int64_t> min_counts;
-  std::vector<int64_t> self;  // 1 when the incoming pod matches the constraint's selector
 };
 
 struct ScoreState : PluginState {
@@ -79,68 +74,31 @@ class PodTopologySpread final : public Plugin {
       if (c.do_not_schedule) state->constraints.push_back(c);
     }
     if (state->constraints.empty()) return {};
-    const size_t n = state->constraints.size();
-    for (const auto& c : state->constraints) state->self.push_back(c.selector.Matches(pod.labels) ? 1 : 0);
-    if (UsesIndexes(pod, state->constraints, view)) {
-      // Every node counts and carries every key: the cache's per-domain
-      // counts are exactly what the scan below would add up.
-      for (const auto& c : state->constraints) {
-        state->indexes.push_back(
-            view.cache.MatchingPodsByDomain(pod.namespace_name, c.selector, c.topology_key, /*skip_terminating=*/true));
-        state->counts.push_back(&state->indexes.back()->by_domain);
-        const auto* domains = view.cache.NodesByLabelValue(c.topology_key);
-        int64_t min = std::numeric_limits<int64_t>::max();
-        size_t num_domains = domains ? domains->size() : 0;
-        if (domains) {
-          for (const auto& [domain, nodes] : *domains) {
-            auto it = state->counts.back()->find(domain);
-            min = std::min(min, it == state->counts.back()->end() ? 0 : it->second);
-          }
-        }
-        if (num_domains == 0 || static_cast<int64_t>(num_domains) < c.min_domains) min = 0;
-        state->min_counts.push_back(min);
-      }
-      cycle.Write(Name(), std::move(state));
-      return {};
-    }
-    state->owned.resize(n);
+    state->counts.resize(state->constraints.size());
     for (const NodeState* node : view.nodes) {
       const NodeInfo& info = *node->node;
       if (!HasAllKeys(info.labels, state->constraints)) continue;
-      for (size_t i = 0; i < n; ++i) {
+      for (size_t i = 0; i < state->constraints.size(); ++i) {
         const auto& c = state->constraints[i];
         if (!NodeIncluded(c, pod, info)) continue;
-        state->owned[i][info.labels.at(c.topology_key)] += CountMatching(*node, c.selector, pod.namespace_name);
+        state->counts[i][info.labels.at(c.topology_key)] += CountMatching(*node, c.selector, pod.namespace_name);
       }
     }
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < state->constraints.size(); ++i) {
       int64_t min = std::numeric_limits<int64_t>::max();
-      for (const auto& [domain, count] : state->owned[i]) min = std::min(min, count);
+      for (const auto& [domain, count] : state->counts[i]) min = std::min(min, count);
       // Fewer eligible domains than minDomains: the global minimum counts as 0.
-      if (state->owned[i].empty() || static_cast<int64_t>(state->owned[i].size()) < state->constraints[i].min_domains) {
+      if (state->counts[i].empty() ||
+          static_cast<int64_t>(state->counts[i].size()) < state->constraints[i].min_domains) {
         min = 0;
       }
       state->min_counts.push_back(min);
-      state->counts.push_back(&state->owned[i]);
     }
     cycle.Write(Name(), std::move(state));
     return {};
   }
 
-  // The incremental counts apply when no node is left out: the pod's node
-  // affinity is not honored or admits every node, taints are not honored,
-  // and every node carries every topology key.
-  static bool UsesIndexes(const PodInfo& pod, const std::vector<TopologySpreadConstraint>& constraints,
-                          const ClusterView& view) {
-    for (const auto& c : constraints) {
-      if (c.honor_node_taints) return false;
-      if (c.honor_node_affinity && (!pod.node_selector.empty() || pod.required_node_affinity)) return false;
-      if (view.cache.NodesWithLabel(c.topology_key) != view.nodes.size()) return false;
-    }
-    return true;
-  }
-
-  PluginStatus Filter(const CycleState& cycle, const PodInfo&, const NodeState& node) const override {
+  PluginStatus Filter(const CycleState& cycle, const PodInfo& pod, const NodeState& node) const override {
     const auto* state = cycle.Read<FilterState>(Name());
     if (!state) return {};
     for (size_t i = 0; i < state->constraints.size(); ++i) {
@@ -149,9 +107,10 @@ class PodTopologySpread final : public Plugin {
       if (label == node.node->labels.end()) {
         return PluginStatus::Unresolvable("node(s) didn't match pod topology spread constraints (missing required label)");
       }
-      auto it = state->counts[i]->find(label->second);
-      int64_t matching = it == state->counts[i]->end() ? 0 : it->second;
-      if (matching + state->self[i] - state->min_counts[i] > c.max_skew) {
+      int64_t self = c.selector.Matches(pod.labels) ? 1 : 0;
+      auto it = state->counts[i].find(label->second);
+      int64_t matching = it == state->counts[i].end() ? 0 : it->second;
+      if (matching + self - state->min_counts[i] > c.max_skew) {
         return PluginStatus::Unschedulable("node(s) didn't match pod topology spread constraints");
       }
     }

@@ -107,12 +107,8 @@ ScheduleOutcome ScheduleAlgorithm::Schedule(const PodInfo& pod, const SchedulerC
   const size_t total = nodes.size();
   const size_t want = static_cast<size_t>(NumFeasibleNodesToFind(config_.percentage_of_nodes_to_score,
                                                                   static_cast<int>(total)));
-  // Per-node results, kept across attempts so a large cluster costs no
-  // allocation per attempt (statuses are moved out only when nothing fits).
-  std::vector<PluginStatus>& statuses = statuses_;
-  std::vector<char>& fits = fits_;
-  statuses.assign(total, PluginStatus{});
-  fits.assign(total, 0);
+  std::vector<PluginStatus> statuses(total);
+  std::vector<char> fits(total, 0);
   std::atomic<size_t> found{0};
   const size_t start = next_start_node_ % total;
   std::function<void(size_t)> filter_one = [&](size_t i) {

@@ -68,8 +68,6 @@ class ScheduleAlgorithm {
   std::vector<std::pair<const Plugin*, int64_t>> scorers_;  // with their weights
   Parallelizer parallelizer_;
   size_t next_start_node_ = 0;
-  std::vector<PluginStatus> statuses_;
-  std::vector<char> fits_;
 };
 
 }  // namespace kelpie::scheduler

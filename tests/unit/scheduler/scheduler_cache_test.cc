@@ -2,8 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <map>
-
 #include "orchestrator/scheduler/plugins.h"
 #include "orchestrator/scheduler/schedule_algorithm.h"
 #include "tests/unit/scheduler/test_objects.h"
@@ -112,128 +110,6 @@ TEST(SchedulerCacheTest, AssumedPodsPreventOvercommit) {
     EXPECT_LE(n->requested.milli_cpu, n->node->allocatable.milli_cpu) << n->name();
     EXPECT_EQ(n->pods.size(), 3u) << n->name();
   }
-}
-
-// What the count index must hold: a full recount over the cached pods.
-std::map<std::string, int64_t> Recount(const SchedulerCache& cache, const LabelSelector& selector,
-                                       const std::string& key) {
-  std::map<std::string, int64_t> out;
-  for (const NodeState* n : cache.Nodes()) {
-    auto label = n->node->labels.find(key);
-    if (label == n->node->labels.end()) continue;
-    for (const auto& p : n->pods) {
-      if (p->terminating || p->namespace_name != "default" || !selector.Matches(p->labels)) continue;
-      ++out[label->second];
-    }
-  }
-  return out;
-}
-
-PodInfo Labeled(PodInfo p, const std::string& app) {
-  p.labels["app"] = app;
-  return p;
-}
-
-NodeInfo Zoned(const std::string& name, const std::string& zone) {
-  NodeInfo n = Node(name);
-  n.labels["zone"] = zone;
-  return n;
-}
-
-TEST(SchedulerCacheTest, DomainCountIndexFollowsPodsAndNodes) {
-  FakeTime t;
-  SchedulerCache cache(t.Fn(), std::chrono::seconds(30));
-  cache.AddOrUpdateNode(Zoned("n1", "a"));
-  cache.AddOrUpdateNode(Zoned("n2", "a"));
-  cache.AddOrUpdateNode(Zoned("n3", "b"));
-  cache.AddOrUpdatePod(BoundPod(Labeled(Pod("w1"), "web"), "n1"));
-  cache.AddOrUpdatePod(BoundPod(Labeled(Pod("d1"), "db"), "n3"));
-  PodInfo other_ns = BoundPod(Labeled(Pod("w9"), "web"), "n3");
-  other_ns.namespace_name = "other";
-  cache.AddOrUpdatePod(other_ns);
-  LabelSelector web;
-  web.requirements.push_back({"app", SelectorRequirement::Op::kIn, {"web"}});
-  auto check = [&](const std::string& step) {
-    auto lock = cache.ReadLock();
-    auto index = cache.MatchingPodsByDomain("default", web, "zone", /*skip_terminating=*/true);
-    std::map<std::string, int64_t> got(index->by_domain.begin(), index->by_domain.end());
-    EXPECT_EQ(got, Recount(cache, web, "zone")) << step;
-  };
-  check("built from the cached pods");
-  {
-    auto lock = cache.ReadLock();
-    EXPECT_EQ(cache.MatchingPodsByDomain("default", web, "zone", true)->by_domain.at("a"), 1);
-    EXPECT_EQ(cache.NodesWithLabel("zone"), 3u);
-    EXPECT_EQ(cache.NodesByLabelValue("zone")->at("a"), 2);
-  }
-  ASSERT_TRUE(cache.AssumePod(BoundPod(Labeled(Pod("w2"), "web"), "n3")).ok());
-  check("assumed pod counts");
-  cache.AddOrUpdatePod(BoundPod(Labeled(Pod("w2"), "web"), "n3"));
-  check("confirmed pod counts once");
-  ASSERT_TRUE(cache.AssumePod(BoundPod(Labeled(Pod("w3"), "web"), "n2")).ok());
-  cache.ForgetPod("default/w3");
-  check("forgotten pod leaves");
-  PodInfo relabeled = BoundPod(Labeled(Pod("w1"), "db"), "n1");
-  cache.AddOrUpdatePod(relabeled);
-  check("relabeled pod leaves");
-  PodInfo terminating = BoundPod(Labeled(Pod("w4"), "web"), "n2");
-  terminating.terminating = true;
-  cache.AddOrUpdatePod(terminating);
-  check("terminating pod does not count");
-  cache.AddOrUpdatePod(BoundPod(Labeled(Pod("w5"), "web"), "n2"));
-  cache.AddOrUpdateNode(Zoned("n2", "b"));
-  check("node moved to another zone");
-  {
-    auto lock = cache.ReadLock();
-    EXPECT_EQ(cache.NodesByLabelValue("zone")->at("b"), 2);
-    EXPECT_EQ(cache.NodesByLabelValue("zone")->count("a"), 1u);
-  }
-  cache.RemoveNode("n3");
-  check("node removed");
-  cache.RemovePod("default/w5");
-  check("pod removed");
-  {
-    auto lock = cache.ReadLock();
-    EXPECT_TRUE(cache.MatchingPodsByDomain("default", web, "zone", true)->by_domain.empty());
-    EXPECT_EQ(cache.NodesWithLabel("zone"), 2u);
-  }
-}
-
-TEST(SchedulerCacheTest, AntiAffinityGroupsCountPodsPerNode) {
-  SchedulerCache cache;
-  cache.AddOrUpdateNode(Zoned("n1", "a"));
-  cache.AddOrUpdateNode(Zoned("n2", "a"));
-  PodAffinityTerm term;
-  term.selector.requirements.push_back({"app", SelectorRequirement::Op::kIn, {"web"}});
-  term.topology_key = "zone";
-  auto with_anti = [&](const std::string& name, const std::string& node) {
-    PodInfo p = BoundPod(Labeled(Pod(name), "web"), node);
-    p.required_anti_affinity.push_back(term);
-    return p;
-  };
-  cache.AddOrUpdatePod(with_anti("a", "n1"));
-  ASSERT_TRUE(cache.AssumePod(with_anti("b", "n1")).ok());
-  cache.AddOrUpdatePod(with_anti("c", "n2"));
-  cache.AddOrUpdatePod(BoundPod(Labeled(Pod("plain"), "web"), "n2"));
-  {
-    auto lock = cache.ReadLock();
-    const auto& groups = cache.RequiredAntiAffinityGroups();
-    ASSERT_EQ(groups.size(), 1u) << "identical terms share a group";
-    const auto& group = groups.begin()->second;
-    EXPECT_EQ(group.by_node.at(cache.FindNode("n1")), 2);
-    EXPECT_EQ(group.by_node.at(cache.FindNode("n2")), 1);
-  }
-  cache.ForgetPod("default/b");
-  cache.RemovePod("default/c");
-  {
-    auto lock = cache.ReadLock();
-    const auto& group = cache.RequiredAntiAffinityGroups().begin()->second;
-    EXPECT_EQ(group.by_node.size(), 1u);
-    EXPECT_EQ(group.by_node.at(cache.FindNode("n1")), 1);
-  }
-  cache.RemovePod("default/a");
-  auto lock = cache.ReadLock();
-  EXPECT_TRUE(cache.RequiredAntiAffinityGroups().empty());
 }
 
 }  // namespace
