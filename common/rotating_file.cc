@@ -31,7 +31,7 @@ std::pair<std::string, std::string> StemAndExtension(const std::string& path) {
 
 // "2026-11-29T02-15-04.123": lumberjack's backup time format, which sorts
 // by time as text.
-std::string BackupTimestamp(std::chrono::system_clock::time_point now) {
+std::string BackupTimestamp(std::chrono::sys_time<std::chrono::milliseconds> now) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
@@ -90,14 +90,17 @@ absl::Status RotatingFile::Append(std::string_view data) {
 
 absl::Status RotatingFile::Rotate() {
   auto [stem, ext] = StemAndExtension(options_.path);
-  // Two rotations within one millisecond take the next free millisecond,
-  // so backup names stay unique and keep sorting by age.
-  auto when = std::chrono::system_clock::now();
+  // Backup times only move forward (two rotations within one millisecond
+  // take the next one, and a name freed by pruning is never reused), so the
+  // names stay unique and keep sorting by age.
+  auto when = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  if (last_backup_ && when <= *last_backup_) when = *last_backup_ + std::chrono::milliseconds(1);
   std::string target = absl::StrCat(stem, "-", BackupTimestamp(when), ext);
   while (::access(target.c_str(), F_OK) == 0) {
     when += std::chrono::milliseconds(1);
     target = absl::StrCat(stem, "-", BackupTimestamp(when), ext);
   }
+  last_backup_ = when;
   ::close(fd_);
   fd_ = -1;
   if (::rename(options_.path.c_str(), target.c_str()) != 0) {

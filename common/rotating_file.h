@@ -9,8 +9,10 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,6 +62,8 @@ class RotatingFile {
   RotatingFileOptions options_;
   int fd_ = -1;
   uint64_t size_ = 0;
+  // Time of the newest backup this writer made.
+  std::optional<std::chrono::sys_time<std::chrono::milliseconds>> last_backup_;
 };
 
 }  // namespace kelpie
