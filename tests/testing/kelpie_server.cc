@@ -25,17 +25,17 @@ absl::StatusOr<std::unique_ptr<KelpieServer>> KelpieServer::Start(const std::str
   // The same for service routing, which attaches to the host's cgroup root
   // unless told otherwise, for network observability, and for cluster DNS, which takes the cluster DNS
   // address and port 53 on the host.
-  bool node_flag = false, routing_flag = false, dns_flag = false, observability_flag = false, pods_flag = false,
-       kubelet_port_flag = false, pulls_flag = false;
-  for (const auto& a : extra_args) {
-    node_flag = node_flag || a.rfind("--register-node", 0) == 0;
-    routing_flag = routing_flag || a.rfind("--service-routing", 0) == 0;
-    dns_flag = dns_flag || a.rfind("--dns", 0) == 0;
-    observability_flag = observability_flag || a.rfind("--network-observability", 0) == 0;
-    pods_flag = pods_flag || a.rfind("--run-pods", 0) == 0;
-    kubelet_port_flag = kubelet_port_flag || a.rfind("--kubelet-port", 0) == 0;
-    pulls_flag = pulls_flag || a.rfind("--image-pulls", 0) == 0;
-  }
+  // A flag counts only by its exact name: `--service-routing-maintenance-interval`
+  // must not pass for `--service-routing` and leave routing on the host.
+  auto has = [&](const std::string& name) {
+    for (const auto& a : extra_args) {
+      if (a == name || a.rfind(name + "=", 0) == 0) return true;
+    }
+    return false;
+  };
+  const bool node_flag = has("--register-node"), routing_flag = has("--service-routing"), dns_flag = has("--dns"),
+             observability_flag = has("--network-observability"), pods_flag = has("--run-pods"),
+             kubelet_port_flag = has("--kubelet-port"), pulls_flag = has("--image-pulls");
   if (!node_flag) argv.push_back("--register-node=false");
   if (!routing_flag) argv.push_back("--service-routing=false");
   if (!dns_flag) argv.push_back("--dns=false");
